@@ -1,0 +1,133 @@
+"""Read gitops.yaml, check it against the packaged JSON Schema, report errors with line numbers."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from gitops_tool.config.model import Config, build_config
+from gitops_tool.errors import GitopsError
+
+CONFIG_FILE = "gitops.yaml"
+SCHEMA_FILE = "gitops.schema.json"
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads(resources.files("gitops_tool.schema").joinpath(SCHEMA_FILE).read_text())
+
+
+def schema_text() -> str:
+    return resources.files("gitops_tool.schema").joinpath(SCHEMA_FILE).read_text()
+
+
+def find_config(start: Path | None = None) -> Path:
+    """The gitops.yaml in `start` or its nearest parent."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FILE
+        if candidate.is_file():
+            return candidate
+    raise GitopsError(
+        f"{CONFIG_FILE}: not found in {here} or any parent directory",
+        hint="run `gitops-tool init` to write a starter, or pass --config",
+    )
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GitopsError(f"{path}: not found", hint="run `gitops-tool init` to write a starter") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GitopsError(f"{path}: cannot read: {exc}") from None
+    return load_config_text(text, source=path)
+
+
+def load_config_text(text: str, source: Path | str = CONFIG_FILE) -> Config:
+    doc = _parse_yaml(text, str(source))
+    plain = _to_plain(doc)
+    if not isinstance(plain, dict):
+        raise GitopsError(f"{source}:1: the top level must be a mapping, got {type(plain).__name__}")
+    errors = _schema_errors(plain, doc, str(source))
+    if errors:
+        raise GitopsError("\n".join(errors))
+    root = Path(source).resolve().parent if isinstance(source, Path) else Path.cwd()
+    return build_config(plain, source=str(source), root=root, line_of=lambda p: _line_of(doc, p))
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = YAML(typ="rt")
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise GitopsError(f"{source}{line}: malformed YAML: {exc.problem or exc.context}") from None
+    except YAMLError as exc:
+        raise GitopsError(f"{source}: malformed YAML: {exc}") from None
+
+
+def _to_plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _to_plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_to_plain(v) for v in node]
+    return node
+
+
+def _schema_errors(plain: dict, doc: Any, source: str) -> list[str]:
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema())
+    found = []
+    for err in validator.iter_errors(plain):
+        path = list(err.absolute_path)
+        message = err.message
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            allowed = set(err.schema.get("properties", {}))
+            extra = sorted(k for k in err.instance if k not in allowed)
+            if extra:
+                path = path + [extra[0]]
+                message = f"unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))})"
+        elif err.validator == "propertyNames":
+            path = path + [err.instance]
+            message = f"{err.instance!r} is not a valid name: {_property_name_hint(err)}"
+        found.append((_line_of(doc, path), _dotted(path), message))
+    found.sort(key=lambda item: (item[0] or 0, item[1]))
+    return [f"{source}:{line or 1} {path or '(top level)'}: {msg}" for line, path, msg in found]
+
+
+def _property_name_hint(err: Any) -> str:
+    if "dnsLabel" in json.dumps(err.schema):
+        return "must be a DNS label (lower case letters, digits and '-', at most 63 characters)"
+    return err.message
+
+
+def _dotted(path: list) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(doc: Any, path: list) -> int | None:
+    """1-based line of the deepest node on `path` that ruamel recorded a position for."""
+    line = None
+    node = doc
+    for part in path:
+        try:
+            if isinstance(part, int) and isinstance(node, list):
+                line = node.lc.item(part)[0] + 1
+            elif isinstance(node, dict):
+                line = node.lc.key(part)[0] + 1
+            node = node[part]
+        except (AttributeError, KeyError, IndexError, TypeError):
+            break
+    return line

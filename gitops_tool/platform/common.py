@@ -1,0 +1,75 @@
+"""Shared building blocks: labels, security contexts, Secret names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Every Secret the platform reads, by name. Values never live in Git: the README
+# (and `gitops-tool secrets`) say how each is created. Keys are what pods read.
+SECRETS: dict[str, dict[str, Any]] = {
+    "postgres-credentials": {"keys": ["POSTGRES_USER", "POSTGRES_PASSWORD"], "used_by": "PostgreSQL"},
+    "minio-credentials": {"keys": ["MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"], "used_by": "MinIO, MLflow, bucket Job"},
+    "mlflow-backend": {"keys": ["backend-store-uri"], "used_by": "MLflow (postgresql://USER:PASSWORD@postgres:5432/DB)"},
+    "mlflow-webhook": {"keys": ["encryption-key"], "used_by": "MLflow (Fernet key for stored webhook secrets)"},
+    "mlflow-basic-auth": {"keys": ["auth"], "used_by": "nginx Ingress (htpasswd file)"},
+    "kserve-s3-credentials": {"keys": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+                              "used_by": "KServe storage-initializer (storage-mode models only)"},
+}
+
+# Sync waves: data stores first, then the bucket Job, then MLflow, then what depends on it.
+WAVE = {"data": "0", "bucket": "1", "mlflow": "2", "edge": "3", "serving": "4"}
+
+UID = {"postgres": 999, "minio": 1000, "mlflow": 10001, "job": 10002, "serving": 10003}
+
+
+def labels(name: str, component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component}
+
+
+def selector(name: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": name}
+
+
+def metadata(name: str, component: str, *, wave: str | None = None, extra: dict | None = None) -> dict:
+    meta: dict[str, Any] = {"name": name, "labels": labels(name, component)}
+    annotations = dict(extra or {})
+    if wave is not None:
+        annotations["argocd.argoproj.io/sync-wave"] = wave
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def pod_security(uid: int) -> dict:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security() -> dict:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def secret_env(name: str, secret: str, key: str) -> dict:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def scratch_volumes(*names: str) -> list[dict]:
+    """emptyDirs for the paths a process must write to under a read-only root filesystem."""
+    return [{"name": n, "emptyDir": {}} for n in names]
+
+
+def resources(spec: dict) -> dict:
+    return {
+        "requests": {k: str(v) for k, v in spec["requests"].items()},
+        "limits": {k: str(v) for k, v in spec["limits"].items()},
+    }

@@ -1,0 +1,110 @@
+"""What sits around MLflow: the nginx Ingress, the ServiceMonitor and the NetworkPolicies."""
+
+from __future__ import annotations
+
+from gitops_tool.config import Config, Environment
+from gitops_tool.platform.common import WAVE, metadata, selector
+
+AUTH_ANNOTATIONS = {
+    "nginx.ingress.kubernetes.io/auth-type": "basic",
+    "nginx.ingress.kubernetes.io/auth-secret": "mlflow-basic-auth",
+    "nginx.ingress.kubernetes.io/auth-realm": "MLflow - authentication required",
+}
+PLACEHOLDER_HOST = "mlflow.example.invalid"  # every overlay sets its own host
+
+
+def ingress(cfg: Config) -> dict:
+    annotations = {
+        **AUTH_ANNOTATIONS,
+        # Artifact uploads go through the tracking server (--serve-artifacts).
+        "nginx.ingress.kubernetes.io/proxy-body-size": cfg.mlflow["max_body_size"],
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": "300",
+    }
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": metadata("mlflow", "tracking-server", wave=WAVE["edge"], extra=annotations),
+        "spec": {
+            "ingressClassName": "nginx",
+            "rules": [_rule(PLACEHOLDER_HOST)],
+        },
+    }
+
+
+def _rule(host: str) -> dict:
+    backend = {"service": {"name": "mlflow", "port": {"name": "http"}}}
+    return {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}
+
+
+def ingress_env_patch(env: Environment) -> dict:
+    annotations: dict = {}
+    if not env.basic_auth:
+        annotations = {key: None for key in AUTH_ANNOTATIONS}  # null deletes the key in a strategic merge
+    if env.tls_enabled and env.tls_cluster_issuer:
+        annotations["cert-manager.io/cluster-issuer"] = env.tls_cluster_issuer
+    spec: dict = {"rules": [_rule(env.host)]}
+    if env.tls_enabled:
+        spec["tls"] = [{"hosts": [env.host], "secretName": env.tls_secret}]
+    meta: dict = {"name": "mlflow"}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta, "spec": spec}
+
+
+def service_monitor(cfg: Config) -> dict:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+        "metadata": metadata("mlflow", "tracking-server", wave=WAVE["edge"]),
+        "spec": {
+            "selector": {"matchLabels": {"gitops-tool.io/metrics": "mlflow"}},
+            "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}],
+        },
+    }
+
+
+def _from_namespace(ns: str) -> dict:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+
+
+def _from_pods(name: str) -> dict:
+    return {"podSelector": {"matchLabels": selector(name)}}
+
+
+def _policy(name: str, target: dict, sources: list[dict], port: int | str) -> dict:
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": metadata(name, "network-policy", wave=WAVE["data"]),
+        "spec": {
+            "podSelector": target,
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": sources, "ports": [{"protocol": "TCP", "port": port}]}],
+        },
+    }
+
+
+def network_policies(cfg: Config) -> list[dict]:
+    port = cfg.mlflow["port"]
+    deny = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": metadata("default-deny-ingress", "network-policy", wave=WAVE["data"]),
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+    store_clients = [_from_pods("mlflow")]
+    minio_clients = [_from_pods("mlflow"), _from_pods("minio-create-bucket")]
+    if any(m.mode == "storage" for m in cfg.models.values()):
+        # KServe's storage-initializer downloads the model from the bucket.
+        minio_clients.append({"podSelector": {"matchExpressions": [
+            {"key": "serving.kserve.io/inferenceservice", "operator": "Exists"}]}})
+    policies = [
+        deny,
+        _policy("mlflow-from-ingress", {"matchLabels": selector("mlflow")},
+                [_from_namespace(cfg.ingress_namespace), _from_namespace(cfg.monitoring_namespace)], port),
+        _policy("postgres-from-mlflow", {"matchLabels": selector("postgres")}, store_clients, 5432),
+        _policy("minio-from-clients", {"matchLabels": selector("minio")}, minio_clients, 9000),
+    ]
+    if cfg.models:
+        policies.append(_policy(
+            "serving-from-ingress",
+            {"matchExpressions": [{"key": "serving.kserve.io/inferenceservice", "operator": "Exists"}]},
+            [_from_namespace(cfg.ingress_namespace), _from_namespace(cfg.monitoring_namespace)], 8080,
+        ))
+    return policies

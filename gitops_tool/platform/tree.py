@@ -1,0 +1,64 @@
+"""The whole generated tree as {relative path: text}, built from the config alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gitops_tool.config import Config
+from gitops_tool.config.loader import schema_text
+from gitops_tool.platform.argocd import argocd_files
+from gitops_tool.platform.datastores import minio, postgres
+from gitops_tool.platform.edge import ingress, network_policies, service_monitor
+from gitops_tool.platform.mlflow_server import mlflow
+from gitops_tool.platform.overlay import RELEASE_HEADER, empty_release, overlay_files
+from gitops_tool.platform.serving import serving_files
+from gitops_tool.yamlio import dump_docs
+
+SCHEMA_COPY = "gitops.schema.json"  # next to gitops.yaml, for the editor's `$schema=` line
+MANAGED_DIRS = ("base", "environments", "argocd")
+
+
+def base_files(cfg: Config) -> dict[str, list[dict]]:
+    files: dict[str, list[dict]] = {
+        "postgres.yaml": postgres(cfg),
+        "minio.yaml": minio(cfg),
+        "mlflow.yaml": mlflow(cfg),
+        "ingress.yaml": [ingress(cfg)],
+        "servicemonitor.yaml": [service_monitor(cfg)],
+        "network-policies.yaml": network_policies(cfg),
+    }
+    files["kustomization.yaml"] = [{
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "labels": [{"pairs": {"app.kubernetes.io/part-of": cfg.project,
+                              "app.kubernetes.io/managed-by": "gitops-tool"}, "includeSelectors": False}],
+        "resources": [name for name in files],
+    }]
+    for model in cfg.models.values():
+        for name, docs in serving_files(cfg, model).items():
+            files[f"serving/{model.name}/{name}"] = docs
+    return files
+
+
+def generated_tree(cfg: Config) -> dict[str, str]:
+    """Files `generate` owns and rewrites on every run."""
+    tree: dict[str, list[dict]] = {}
+    tree |= {f"base/{k}": v for k, v in base_files(cfg).items()}
+    for env in cfg.environments.values():
+        env_dir = cfg.env_dir(env.name)
+        tree |= {f"environments/{env.name}/{k}": v for k, v in overlay_files(cfg, env, env_dir).items()}
+    tree |= {f"argocd/{k}": v for k, v in argocd_files(cfg).items()}
+    out = {path: dump_docs(docs) for path, docs in sorted(tree.items())}
+    out[SCHEMA_COPY] = json.dumps(json.loads(schema_text()), indent=2) + "\n"
+    return out
+
+
+def create_once_tree(cfg: Config) -> dict[str, str]:
+    """Files `generate` writes only when missing: promotion state lives there."""
+    text = dump_docs([empty_release()], header=RELEASE_HEADER)
+    return {f"environments/{env}/release/kustomization.yaml": text for env in cfg.environments}
+
+
+def env_overlay_dirs(cfg: Config) -> dict[str, Path]:
+    return {env: cfg.env_dir(env) for env in cfg.environments}

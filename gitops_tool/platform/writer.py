@@ -1,0 +1,113 @@
+"""Apply a planned tree to disk: create / identical / update / delete, or just show the diff.
+
+Nothing is written until every path has been checked, so a refusal leaves the tree as it was.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops_tool.errors import GitopsError
+from gitops_tool.yamlio import is_generated
+
+SCHEMA_ID = "https://gitops-tool.dev/schemas/gitops.schema.json"
+
+
+@dataclass(frozen=True)
+class FileAction:
+    path: str
+    action: str  # create | identical | update | delete | keep
+    old: str | None = None
+    new: str | None = None
+
+    @property
+    def changes(self) -> bool:
+        return self.action in ("create", "update", "delete")
+
+    def diff(self) -> str:
+        old = (self.old or "").splitlines(keepends=True)
+        new = (self.new or "").splitlines(keepends=True)
+        a = f"a/{self.path}" if self.old is not None else "/dev/null"
+        b = f"b/{self.path}" if self.new is not None else "/dev/null"
+        return "".join(difflib.unified_diff(old, new, a, b))
+
+
+def _owned(path: str, text: str) -> bool:
+    return SCHEMA_ID in text if path.endswith(".json") else is_generated(text)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def plan_actions(root: Path, generated: dict[str, str], create_once: dict[str, str],
+                 managed_dirs: tuple[str, ...]) -> list[FileAction]:
+    actions, foreign = [], []
+    for rel, new in generated.items():
+        old = _read(root / rel)
+        if old is None:
+            actions.append(FileAction(rel, "create", None, new))
+        elif old == new:
+            actions.append(FileAction(rel, "identical", old, new))
+        elif not _owned(rel, old):
+            foreign.append(rel)
+        else:
+            actions.append(FileAction(rel, "update", old, new))
+    for rel, new in create_once.items():
+        old = _read(root / rel)
+        actions.append(FileAction(rel, "create", None, new) if old is None else FileAction(rel, "keep", old, old))
+    if foreign:
+        raise GitopsError(
+            "refusing to overwrite files gitops-tool did not generate (no generated-by header): "
+            + ", ".join(foreign),
+            hint="move your changes to environments/<env>/patches/ and delete the file, then run generate again",
+        )
+    return actions + _stale(root, set(generated) | set(create_once), managed_dirs)
+
+
+def _stale(root: Path, planned: set[str], managed_dirs: tuple[str, ...]) -> list[FileAction]:
+    """Generated files that the config no longer produces (e.g. a removed environment or model)."""
+    stale = []
+    for top in managed_dirs:
+        for path in sorted((root / top).rglob("*.yaml")) if (root / top).is_dir() else []:
+            rel = path.relative_to(root).as_posix()
+            if rel in planned:
+                continue
+            text = _read(path) or ""
+            if is_generated(text):
+                stale.append(FileAction(rel, "delete", text, None))
+    return stale
+
+
+def apply_actions(root: Path, actions: list[FileAction]) -> None:
+    for act in actions:
+        target = root / act.path
+        if act.action in ("create", "update"):
+            _atomic_write(target, act.new or "")
+        elif act.action == "delete":
+            target.unlink()
+            _prune_empty_dirs(target.parent, root)
+
+
+def _atomic_write(target: Path, text: str) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise GitopsError(f"{target}: cannot write: {exc.strerror or exc}") from None
+
+
+def _prune_empty_dirs(folder: Path, root: Path) -> None:
+    while folder != root and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent

@@ -1,0 +1,304 @@
+"""A small MLflow registry client over REST.
+
+The promotion path must not pay the 3 s ``import mlflow``, so this speaks the
+tracking server's REST API with ``requests`` and honours the same client
+environment variables as MLflow's own client.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from gitops_tool.errors import GitopsError
+from gitops_tool.registry.refs import ModelRef
+
+API = "/api/2.0/mlflow"
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+_WEBHOOK_FIELDS = {"name", "description", "url", "events", "secret", "status"}
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass
+class ModelVersion:
+    """One registered model version as the registry reports it."""
+
+    name: str
+    version: str
+    run_id: str | None
+    source: str | None
+    status: str
+    aliases: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    creation_timestamp: int | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelVersion:
+        created = data.get("creation_timestamp")
+        return cls(
+            name=data["name"],
+            version=str(data["version"]),
+            run_id=data.get("run_id") or None,
+            source=data.get("source") or None,
+            status=data.get("status", "UNKNOWN"),
+            aliases=list(data.get("aliases", [])),
+            tags={t["key"]: t.get("value", "") for t in data.get("tags", [])},
+            creation_timestamp=int(created) if created is not None else None,
+        )
+
+
+def _event(event: tuple[str, str] | str) -> dict[str, str]:
+    """Normalise ("model_version_alias", "created") or "entity.action" to MLflow's upper case."""
+    entity, action = event.rsplit(".", 1) if isinstance(event, str) else event
+    return {"entity": entity.upper(), "action": action.upper()}
+
+
+class RegistryClient:
+    """REST client for one MLflow tracking server (registry, runs, webhooks)."""
+
+    def __init__(
+        self, tracking_uri: str, *, timeout: float = 10.0, retries: int = 3, backoff: float = 0.5
+    ):
+        uri = (tracking_uri or "").strip().rstrip("/")
+        if not uri.startswith(("http://", "https://")):
+            raise GitopsError(
+                f"MLflow tracking URI {tracking_uri!r} is not an http(s) URL",
+                hint="promotions talk to a tracking server: use http://HOST:PORT",
+            )
+        self.tracking_uri = uri
+        self.timeout = timeout
+        self.retries = max(0, retries)
+        self.backoff = backoff
+        self.attempts = 0  # requests sent so far, for diagnostics and tests
+        self.session = self._make_session()
+
+    @staticmethod
+    def _make_session() -> requests.Session:
+        env = os.environ
+        session = requests.Session()
+        user, password = env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")
+        token = env.get("MLFLOW_TRACKING_TOKEN")
+        # Same precedence as MLflow's client: basic auth wins over a token.
+        if user and password:
+            session.auth = (user, password)
+        elif token:
+            session.headers["Authorization"] = f"Bearer {token}"
+        if env.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in _TRUE:
+            session.verify = False
+        elif env.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
+            session.verify = env["MLFLOW_TRACKING_SERVER_CERT_PATH"]
+        return session
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport -------------------------------------------------------------
+
+    def _request(
+        self, method: str, path: str, what: str, *, idempotent: bool = True, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Send one API call with bounded retries; ``what`` names the object for errors.
+
+        Non-idempotent calls (webhook creation) are retried only when the
+        connection failed, never after the server may have acted on them.
+        """
+        url = f"{self.tracking_uri}{path}"
+        problem, retry_after = "", None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self._delay(attempt, retry_after))
+            self.attempts += 1
+            try:
+                resp = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            except requests.exceptions.SSLError as exc:
+                raise GitopsError(
+                    f"TLS error talking to MLflow at {self.tracking_uri} ({what}): {exc}",
+                    hint="set MLFLOW_TRACKING_SERVER_CERT_PATH to the CA bundle",
+                ) from exc
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+                ambiguous = isinstance(exc, requests.ReadTimeout)
+                if ambiguous and not idempotent:
+                    break
+                continue
+            if resp.status_code in _RETRY_STATUS:
+                problem = f"HTTP {resp.status_code} {resp.reason or ''}".rstrip()
+                retry_after = resp.headers.get("Retry-After")
+                if not idempotent:
+                    break
+                continue
+            return self._parse(resp, what)
+        raise GitopsError(
+            f"MLflow registry at {self.tracking_uri} failed for {what}: "
+            f"{problem} (gave up after {attempt + 1} attempts)",
+            retryable=True,
+            hint="check that the tracking server is up and MLFLOW_TRACKING_URI is right",
+        )
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        """Exponential backoff; a numeric Retry-After (429/503) is honoured up to 30 s."""
+        delay = self.backoff * 2 ** (attempt - 1)
+        if retry_after and retry_after.isdigit():
+            delay = max(delay, min(float(retry_after), 30.0))
+        return delay
+
+    def _parse(self, resp: requests.Response, what: str) -> dict[str, Any]:
+        try:
+            body = resp.json() if resp.content else {}
+        except ValueError:
+            body = None
+        if resp.ok and isinstance(body, dict):
+            return body
+        if resp.ok:
+            raise GitopsError(
+                f"{self.tracking_uri} answered {resp.request.path_url} with non-JSON "
+                f"({what}); is this an MLflow tracking server?"
+            )
+        raise self._http_error(resp, body if isinstance(body, dict) else {}, what)
+
+    def _http_error(self, resp: requests.Response, body: dict[str, Any], what: str) -> GitopsError:
+        code = body.get("error_code", "")
+        message = body.get("message") or resp.text[:300].strip()
+        # A missing alias comes back as INVALID_PARAMETER_VALUE "... alias X not found."
+        missing = code == "INVALID_PARAMETER_VALUE" and "not found" in message.lower()
+        if code == "RESOURCE_DOES_NOT_EXIST" or missing or resp.status_code == 404 and not code:
+            return GitopsError(f"{what} not found in MLflow at {self.tracking_uri}: {message}")
+        if code == "INVALID_PARAMETER_VALUE":
+            return GitopsError(f"invalid request for {what} at {self.tracking_uri}: {message}")
+        hint = None
+        if resp.status_code == 401:
+            hint = "set MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN"
+        elif resp.status_code == 403:
+            hint = ("the credentials lack permission, or the server's --allowed-hosts "
+                    "does not include this host name")
+        return GitopsError(
+            f"MLflow at {self.tracking_uri} refused {what}: HTTP {resp.status_code} "
+            f"{code} {message}".rstrip(),
+            hint=hint,
+        )
+
+    # -- registry --------------------------------------------------------------
+
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        what = f"model {name!r} alias {alias!r}"
+        body = self._request(
+            "GET", f"{API}/registered-models/alias", what, params={"name": name, "alias": alias}
+        )
+        return ModelVersion.from_json(body["model_version"])
+
+    def get_version(self, name: str, version: str | int) -> ModelVersion:
+        what = f"model {name!r} version {version}"
+        body = self._request(
+            "GET", f"{API}/model-versions/get", what, params={"name": name, "version": str(version)}
+        )
+        return ModelVersion.from_json(body["model_version"])
+
+    def resolve(self, ref: ModelRef) -> ModelVersion:
+        """Resolve a reference to a READY model version."""
+        if ref.alias:
+            mv = self.get_version_by_alias(ref.model, ref.alias)
+        elif ref.version:
+            mv = self.get_version(ref.model, ref.version)
+        else:
+            raise GitopsError(f"model reference {ref.model!r} has neither alias nor version")
+        if mv.status != "READY":
+            raise GitopsError(
+                f"model {mv.name!r} version {mv.version} (from {ref}) is {mv.status}, not READY",
+                retryable=mv.status == "PENDING_REGISTRATION",
+            )
+        return mv
+
+    def get_model_aliases(self, name: str) -> dict[str, str]:
+        body = self._request(
+            "GET", f"{API}/registered-models/get", f"model {name!r}", params={"name": name}
+        )
+        aliases = body.get("registered_model", {}).get("aliases", [])
+        return {a["alias"]: str(a["version"]) for a in aliases}
+
+    def get_run_metrics(self, run_id: str) -> dict[str, float]:
+        """Latest value of each metric of a run."""
+        body = self._request("GET", f"{API}/runs/get", f"run {run_id!r}", params={"run_id": run_id})
+        latest: dict[str, tuple[int, int, float]] = {}
+        for m in body.get("run", {}).get("data", {}).get("metrics", []):
+            key = (int(m.get("step", 0)), int(m.get("timestamp", 0)), float(m["value"]))
+            if m["key"] not in latest or key[:2] >= latest[m["key"]][:2]:
+                latest[m["key"]] = key
+        return {k: v[2] for k, v in latest.items()}
+
+    def get_download_uri(self, name: str, version: str | int) -> str:
+        what = f"model {name!r} version {version}"
+        body = self._request(
+            "GET", f"{API}/model-versions/get-download-uri", what,
+            params={"name": name, "version": str(version)},
+        )
+        return body["artifact_uri"]
+
+    def set_alias(self, name: str, alias: str, version: str | int) -> None:
+        what = f"model {name!r} alias {alias!r} -> version {version}"
+        payload = {"name": name, "alias": alias, "version": str(version)}
+        self._request("POST", f"{API}/registered-models/alias", what, json=payload)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        what = f"model {name!r} alias {alias!r}"
+        payload = {"name": name, "alias": alias}
+        self._request("DELETE", f"{API}/registered-models/alias", what, json=payload)
+
+    # -- webhooks (MLflow >= 3.3, SQL backends only) ---------------------------
+
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        hooks: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"max_results": 100}
+        while True:
+            body = self._request("GET", f"{API}/webhooks", "webhooks", params=params)
+            hooks.extend(body.get("webhooks", []))
+            if not body.get("next_page_token"):
+                return hooks
+            params["page_token"] = body["next_page_token"]
+
+    def create_webhook(
+        self,
+        name: str,
+        url: str,
+        events: list[tuple[str, str]],
+        secret: str | None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"name": name, "url": url, "events": [_event(e) for e in events]}
+        if secret:
+            payload["secret"] = secret
+        if description:
+            payload["description"] = description
+        body = self._request(
+            "POST", f"{API}/webhooks", f"webhook {name!r} ({url})", idempotent=False, json=payload
+        )
+        return body["webhook"]
+
+    def update_webhook(self, webhook_id: str, **fields: Any) -> dict[str, Any]:
+        unknown = set(fields) - _WEBHOOK_FIELDS
+        if unknown:
+            raise GitopsError(
+                f"webhook {webhook_id}: cannot update {sorted(unknown)}; "
+                f"allowed fields are {sorted(_WEBHOOK_FIELDS)}"
+            )
+        payload = {k: v for k, v in fields.items() if v is not None}
+        if "events" in payload:
+            payload["events"] = [_event(e) for e in payload["events"]]
+        if "status" in payload:
+            payload["status"] = str(payload["status"]).upper()
+        body = self._request(
+            "PATCH", f"{API}/webhooks/{webhook_id}", f"webhook {webhook_id}", json=payload
+        )
+        return body["webhook"]
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._request("DELETE", f"{API}/webhooks/{webhook_id}", f"webhook {webhook_id}")
