@@ -13,6 +13,7 @@ from gitops_tool.errors import GitopsError
 
 CONFIG_FILE = "gitops.yaml"
 SCHEMA_FILE = "gitops.schema.json"
+DNS_LABEL = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 
 @lru_cache(maxsize=1)
@@ -96,16 +97,18 @@ def _schema_errors(plain: dict, doc: Any, source: str) -> list[str]:
             if extra:
                 path = path + [extra[0]]
                 message = f"unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))})"
-        elif err.validator == "propertyNames":
+        elif "propertyNames" in err.absolute_schema_path:
             path = path + [err.instance]
-            message = f"{err.instance!r} is not a valid name: {_property_name_hint(err)}"
+            message = f"{err.instance!r} is not a valid name: {_describe(err)}"
+        elif err.validator == "pattern" and err.schema.get("pattern") == DNS_LABEL:
+            message = f"{err.instance!r} is not a valid name: {_describe(err)}"
         found.append((_line_of(doc, path), _dotted(path), message))
     found.sort(key=lambda item: (item[0] or 0, item[1]))
     return [f"{source}:{line or 1} {path or '(top level)'}: {msg}" for line, path, msg in found]
 
 
-def _property_name_hint(err: Any) -> str:
-    if "dnsLabel" in json.dumps(err.schema):
+def _describe(err: Any) -> str:
+    if err.schema.get("pattern") == DNS_LABEL:
         return "must be a DNS label (lower case letters, digits and '-', at most 63 characters)"
     return err.message
 

@@ -57,6 +57,16 @@ def _event(event: tuple[str, str] | str) -> dict[str, str]:
     return {"entity": entity.upper(), "action": action.upper()}
 
 
+def _describe(exc: requests.RequestException, timeout: float) -> str:
+    """A short cause instead of urllib3's "Max retries exceeded ..." wording."""
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {timeout:g} s"
+    reason = exc.args[0] if exc.args else exc
+    reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError -> NewConnectionError
+    text = str(reason)
+    return "cannot connect: " + (text.split(": ", 1)[-1] if "Errno" in text else text)
+
+
 class RegistryClient:
     """REST client for one MLflow tracking server (registry, runs, webhooks)."""
 
@@ -126,7 +136,7 @@ class RegistryClient:
                     hint="set MLFLOW_TRACKING_SERVER_CERT_PATH to the CA bundle",
                 ) from exc
             except (requests.ConnectionError, requests.Timeout) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
+                problem = _describe(exc, self.timeout)
                 ambiguous = isinstance(exc, requests.ReadTimeout)
                 if ambiguous and not idempotent:
                     break
@@ -171,8 +181,14 @@ class RegistryClient:
         message = body.get("message") or resp.text[:300].strip()
         # A missing alias comes back as INVALID_PARAMETER_VALUE "... alias X not found."
         missing = code == "INVALID_PARAMETER_VALUE" and "not found" in message.lower()
-        if code == "RESOURCE_DOES_NOT_EXIST" or missing or resp.status_code == 404 and not code:
+        if code == "RESOURCE_DOES_NOT_EXIST" or missing:
             return GitopsError(f"{what} not found in MLflow at {self.tracking_uri}: {message}")
+        if resp.status_code == 404 and not code:  # MLflow always sends an error_code
+            return GitopsError(
+                f"{self.tracking_uri} has no {resp.request.path_url.split('?')[0]} ({what}): "
+                "is this an MLflow tracking server?",
+                hint="the tracking URI must be the server root, without /api or a UI path",
+            )
         if code == "INVALID_PARAMETER_VALUE":
             return GitopsError(f"invalid request for {what} at {self.tracking_uri}: {message}")
         hint = None

@@ -1,0 +1,235 @@
+"""Read and edit an environment's release component (environments/<env>/release/).
+
+This is the only promotion-owned state. Edits are ruamel.yaml round trips: comments,
+key order, quoting and blank lines survive, and a re-promotion changes only the
+lines whose values change (the image tag or digest, and the version annotation).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitops_tool.errors import GitopsError
+from gitops_tool.yamlio import round_trip
+
+RELEASE_DIR = "release"
+VERSION_ANNOTATION = "gitops-tool.io/model-version"
+HOLD_ANNOTATION = "gitops-tool.io/hold"
+_DIGEST = re.compile(r"^(?P<name>[^@]+)@(?P<digest>sha256:[a-f0-9]{64})$")
+_TAGGED = re.compile(r"^(?P<name>.+?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?$")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    name: str
+    tag: str | None = None
+    digest: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.digest}" if self.digest else f"{self.name}:{self.tag}"
+
+
+def parse_image(text: str) -> ImageRef:
+    """`repo:tag`, `repo@sha256:...` or `repo:tag@sha256:...` (the digest wins)."""
+    text = text.strip()
+    if match := _DIGEST.match(text):
+        name = match["name"].rsplit(":", 1)[0] if _has_tag(match["name"]) else match["name"]
+        return ImageRef(name, digest=match["digest"])
+    match = _TAGGED.match(text)
+    if not match or not match["tag"] or "/" in match["tag"] or not match["name"] or " " in text:
+        raise GitopsError(f"image {text!r} is not pinned: give repository:tag or repository@sha256:<64 hex>")
+    if match["tag"] == "latest":
+        raise GitopsError(f"image {text!r} uses :latest; promotions pin a version tag or a digest")
+    return ImageRef(match["name"], tag=match["tag"])
+
+
+def _has_tag(name: str) -> bool:
+    return ":" in name.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ReleaseState:
+    model: str
+    version: str | None
+    image: str | None
+    storage_uri: str | None
+    hold: str | None
+
+
+def release_path(env_dir: Path) -> Path:
+    return env_dir / RELEASE_DIR / "kustomization.yaml"
+
+
+def patch_path(env_dir: Path, model: str) -> Path:
+    return env_dir / RELEASE_DIR / f"{model}.yaml"
+
+
+def _load(path: Path) -> Any:
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GitopsError(f"{path}: missing; run `gitops-tool generate` to create it") from None
+    try:
+        doc = round_trip().load(text)
+    except YAMLError as exc:
+        raise GitopsError(f"{path}: corrupted YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(doc, dict):
+        raise GitopsError(f"{path}: corrupted: expected a mapping at the top level")
+    return doc
+
+
+def _dump(doc: Any) -> str:
+    out = io.StringIO()
+    round_trip().dump(doc, out)
+    return out.getvalue()
+
+
+def _list(doc: Any, key: str, path: Path) -> Any:
+    from ruamel.yaml.comments import CommentedSeq
+
+    value = doc.get(key)
+    if value is None:
+        value = doc[key] = CommentedSeq()
+    if not isinstance(value, list):
+        raise GitopsError(f"{path}: corrupted: {key} must be a list")
+    value.fa.set_block_style()
+    return value
+
+
+def _styled(old: Any, new: str) -> Any:
+    """Keep the quoting style the file already used for this value."""
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
+
+    for style in (DoubleQuotedScalarString, SingleQuotedScalarString):
+        if isinstance(old, style):
+            return style(new)
+    if isinstance(old, str) and not isinstance(new, str):
+        return str(new)
+    return DoubleQuotedScalarString(new) if _needs_quotes(new) and old is None else new
+
+
+def _needs_quotes(value: str) -> bool:
+    return bool(re.fullmatch(r"[0-9.eE+-]+|true|false|null|yes|no|on|off", value, re.I))
+
+
+def read_release(env_dir: Path) -> dict[str, ReleaseState]:
+    """What the environment serves, per model: version, image or storageUri, and any hold."""
+    path = release_path(env_dir)
+    doc = _load(path)
+    images = {str(i.get("name")): i for i in _list(doc, "images", path) if isinstance(i, dict)}
+    states = {}
+    for entry in _list(doc, "patches", path):
+        model = Path(str(entry.get("path", ""))).stem if isinstance(entry, dict) else ""
+        if not model:
+            continue
+        patch = _load(patch_path(env_dir, model))
+        annotations = (patch.get("metadata") or {}).get("annotations") or {}
+        storage = (((patch.get("spec") or {}).get("predictor") or {}).get("model") or {}).get("storageUri")
+        image = images.get(model)
+        states[model] = ReleaseState(
+            model=model,
+            version=_str(annotations.get(VERSION_ANNOTATION)),
+            image=_image_text(image) if image else None,
+            storage_uri=_str(storage),
+            hold=_str(annotations.get(HOLD_ANNOTATION)),
+        )
+    return states
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _image_text(entry: Any) -> str:
+    name = entry.get("newName", entry.get("name"))
+    return f"{name}@{entry['digest']}" if entry.get("digest") else f"{name}:{entry.get('newTag')}"
+
+
+@dataclass(frozen=True)
+class ReleaseEdit:
+    model: str
+    version: str
+    image: ImageRef | None = None       # image mode
+    storage_uri: str | None = None      # storage mode
+    hold: str | None = None             # set a hold (rollback); None keeps it as it is
+    clear_hold: bool = False            # remove the hold (release, forced promote)
+
+
+def plan_release_edit(env_dir: Path, edit: ReleaseEdit) -> dict[Path, str]:
+    """New text of every release file the edit changes (unchanged files are left out)."""
+    path = release_path(env_dir)
+    doc = _load(path)
+    _ensure_entry(_list(doc, "resources", path), f"../../../base/serving/{edit.model}")
+    _ensure_entry(_list(doc, "patches", path), {"path": f"{edit.model}.yaml"}, key="path")
+    if edit.image is not None:
+        _set_image(_list(doc, "images", path), edit.model, edit.image)
+    changes = {}
+    new_text = _dump(doc)
+    if new_text != path.read_text(encoding="utf-8"):
+        changes[path] = new_text
+    ppath = patch_path(env_dir, edit.model)
+    old_patch = ppath.read_text(encoding="utf-8") if ppath.exists() else None
+    patch = _load(ppath) if old_patch is not None else _new_patch(edit.model)
+    _edit_patch(patch, edit)
+    patch_text = _dump(patch)
+    if patch_text != old_patch:
+        changes[ppath] = patch_text
+    return changes
+
+
+def _ensure_entry(seq: Any, value: Any, key: str | None = None) -> None:
+    present = [item.get(key) if key and isinstance(item, dict) else item for item in seq]
+    if (value[key] if key else value) not in present:
+        seq.append(value)
+
+
+def _set_image(images: Any, model: str, ref: ImageRef) -> None:
+    from ruamel.yaml.comments import CommentedMap
+
+    entry = next((i for i in images if isinstance(i, dict) and i.get("name") == model), None)
+    if entry is None:
+        entry = CommentedMap([("name", model)])
+        images.append(entry)
+    if entry.get("newName") != ref.name:
+        entry["newName"] = ref.name
+    if ref.digest:
+        entry.pop("newTag", None)
+        entry["digest"] = _styled(entry.get("digest"), ref.digest)
+    else:
+        entry.pop("digest", None)
+        entry["newTag"] = _styled(entry.get("newTag"), ref.tag or "")
+
+
+def _new_patch(model: str) -> Any:
+    from ruamel.yaml.comments import CommentedMap
+
+    return CommentedMap([
+        ("apiVersion", "serving.kserve.io/v1beta1"),
+        ("kind", "InferenceService"),
+        ("metadata", CommentedMap([("name", model), ("annotations", CommentedMap())])),
+    ])
+
+
+def _edit_patch(patch: Any, edit: ReleaseEdit) -> None:
+    from ruamel.yaml.comments import CommentedMap
+
+    meta = patch.setdefault("metadata", CommentedMap())
+    annotations = meta.get("annotations")
+    if annotations is None:
+        annotations = meta["annotations"] = CommentedMap()
+    annotations[VERSION_ANNOTATION] = _styled(annotations.get(VERSION_ANNOTATION), edit.version)
+    if edit.hold is not None:
+        annotations[HOLD_ANNOTATION] = _styled(annotations.get(HOLD_ANNOTATION), edit.hold)
+    elif edit.clear_hold:
+        annotations.pop(HOLD_ANNOTATION, None)
+    if edit.storage_uri is not None:
+        spec = patch.setdefault("spec", CommentedMap())
+        predictor = spec.setdefault("predictor", CommentedMap())
+        model = predictor.setdefault("model", CommentedMap())
+        model["storageUri"] = _styled(model.get("storageUri"), edit.storage_uri)
