@@ -218,6 +218,7 @@ def train_wine_version(
             with warnings.catch_warnings():
                 # The integer class labels make MLflow warn about missing values; harmless.
                 warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+                warnings.filterwarnings("ignore", message="Operation with range is deprecated")
                 info = mlflow.sklearn.log_model(
                     model, name="model", input_example=X_test.head(3),
                     pip_requirements=_pip_requirements(),  # skips the slow inference subprocess
