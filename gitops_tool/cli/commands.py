@@ -59,12 +59,14 @@ def validate(config_path: str | None, envs: list[str], schema_dir: str | None, *
     cfg = load_config(_config_path(config_path))
     names = envs or list(cfg.environments)
     dirs = {name: cfg.env_dir(cfg.env(name).name) for name in names}
+    if not envs:  # the whole tree: the Argo CD objects too
+        dirs["argocd"] = cfg.root / "argocd"
     findings = validate_all(dirs, schema_dir=Path(schema_dir) if schema_dir else None)
     errors = [f for f in findings if f.severity == "error"]
     unchecked = [f for f in findings if f.severity != "error"]
     for finding in findings:
         out(str(finding))
     failed = bool(errors) or (bool(unchecked) and not allow_unchecked)
-    out(f"{'FAILED' if failed else 'ok'}: {len(names)} environment(s), {len(errors)} error(s), "
+    out(f"{'FAILED' if failed else 'ok'}: {', '.join(dirs)}: {len(errors)} error(s), "
         f"{len(unchecked)} unchecked")
     return 1 if failed else 0
