@@ -161,6 +161,21 @@ def test_agrees_with_kubernetes_validate_itself() -> None:
         assert (errors(check(text)) == []) is ok
 
 
+def test_pinned_version_is_supported_and_others_fail_clearly() -> None:
+    from gitops_tool.errors import GitopsError
+    from gitops_tool.validate.kube_schemas import supported_versions
+
+    assert K8S_VERSION in supported_versions()
+    with pytest.raises(GitopsError, match="not supported by the installed kubernetes-validate"):
+        validate_environment("dev", DEPLOYMENT, schema_dir=None, k8s_version="1.99.0")
+
+
+def test_crd_lookalike_of_a_builtin_kind_is_not_validated_as_builtin() -> None:
+    text = "apiVersion: apps.example.com/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {anything: 1}\n"
+    (finding,) = check(text, None)
+    assert finding.severity == UNCHECKED
+
+
 def test_removed_builtin_api_is_an_error() -> None:
     text = "apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata: {name: old}\nspec: {}\n"
     (finding,) = check(text)
@@ -298,6 +313,16 @@ def test_scan_text_hits_literal_password_env_but_not_refs_or_comments() -> None:
     assert hit.rule == "literal-env-secret" and hit.line == 2
     assert scan_text(DEPLOYMENT, "deploy.yaml") == []  # secretKeyRef and comment mention password
     assert scan_text("# set the password in the Secret, never here\npassword_hint: see docs\n", "a.yaml") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "hit"),
+    [("DB_PASSWORD", True), ("MLFLOW_TRACKING_TOKEN", True), ("API_KEY", True), ("AWS_SECRET_ACCESS_KEY", True),
+     ("AWS_ACCESS_KEY_ID", False), ("PASSWORD_FILE", False), ("KEYCLOAK_REALM", False),
+     ("MLFLOW_S3_ENDPOINT_URL", False), ("MONKEY", False)],
+)
+def test_secret_env_names(name: str, hit: bool) -> None:
+    assert bool(scan_text(f"env:\n  - name: {name}\n    value: x1\n", "d.yaml")) is hit
 
 
 def test_literal_secret_env_in_manifest_is_a_finding() -> None:

@@ -99,7 +99,8 @@ def check_secret(doc: dict) -> list[Problem]:
     if doc.get("kind") != "Secret" or doc.get("apiVersion") != "v1":
         return []
     return [
-        (field, f"Secret carries {field} in git; use a SealedSecret or ExternalSecret")
+        (field, f"Secret has {field} in the rendered manifests (secrets must not live in git); "
+         "use a SealedSecret or ExternalSecret")
         for field in ("data", "stringData")
         if doc.get(field)
     ]
