@@ -18,7 +18,11 @@ from .pushout import check_push
 FALLBACK_NAME = "gitops-tool"
 FALLBACK_EMAIL = "gitops-tool@localhost"
 _AUTHOR = re.compile(r"^[^<>]+ <[^<>]*>$")
-_TRANSIENT = re.compile(r"could not resolve host|timed out|connection (reset|refused)|early eof|temporar", re.I)
+_TRANSIENT = re.compile(
+    r"could not resolve host|timed out|connection (reset|refused)|couldn't connect|failed to connect"
+    r"|early eof|temporar|the remote end hung up|http 5\d\d|returned error: 5\d\d",
+    re.I,
+)
 
 PathLike = Path | str
 

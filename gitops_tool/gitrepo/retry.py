@@ -34,10 +34,9 @@ class PushResult:
 
 
 def _delay(attempt: int, base: float, factor: float, cap: float) -> float:
-    """Exponential backoff with "equal jitter": half fixed, half random, so
-    writers that collided once spread out instead of colliding again."""
-    ceiling = min(cap, base * factor ** (attempt - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    """Exponential backoff with full jitter: writers that collided once spread
+    over the whole window instead of colliding again in lockstep."""
+    return random.uniform(0, min(cap, base * factor ** (attempt - 1)))
 
 
 def commit_and_push(
@@ -100,7 +99,7 @@ def commit_and_push(
         raise AssertionError("unreachable")  # pragma: no cover
     except BaseException as exc:
         _rollback(repo, orig, touched, untracked_before)
-        if isinstance(exc, GitopsError) and remote not in str(exc):
+        if isinstance(exc, GitopsError) and not (repr(remote) in str(exc) and repr(branch) in str(exc)):
             msg = f"promotion to remote {remote!r} branch {branch!r} failed: {exc.args[0]}"
             raise GitopsError(msg, retryable=exc.retryable, hint=exc.hint) from exc
         raise
