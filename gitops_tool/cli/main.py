@@ -7,7 +7,7 @@ import sys
 import click
 
 from gitops_tool import __version__
-from gitops_tool.cli import commands
+from gitops_tool.cli import commands, promotion_commands
 from gitops_tool.errors import GitopsError
 
 EXIT_ERROR = 1  # expected failure (GitopsError)
@@ -90,6 +90,86 @@ def render(config_path: str | None, env: str) -> None:
 def validate(config_path: str | None, envs: tuple[str, ...], schema_dir: str | None, allow_unchecked: bool) -> None:
     """Render environments (default: all) and check schemas, CRDs and the project's rules."""
     _run(commands.validate(config_path, list(envs), schema_dir, allow_unchecked=allow_unchecked))
+
+
+output_option = click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text",
+                             show_default=True)
+tracking_option = click.option("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "
+                                                      "then gitops.yaml).")
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--env", help="Environment to promote to (default: from the alias map in gitops.yaml).")
+@click.option("--image-tag", help="Image tag, digest (sha256:...) or full reference to deploy.")
+@click.option("--no-push", is_flag=True, help="Commit locally, do not push.")
+@click.option("--dry-run", is_flag=True, help="Resolve, run the gates, edit and validate; then undo. No commit.")
+@click.option("--pr", is_flag=True, help="Push a branch and open (or reuse) a GitHub pull request.")
+@click.option("--force", is_flag=True, help="Promote over a hold placed by rollback.")
+@click.option("--repo-url", help="Work in a fresh shallow clone of this repository instead of the checkout.")
+@click.option("--branch", help="Branch to clone with --repo-url (default: main).")
+@click.option("--trigger", type=click.Choice(["manual", "workflow", "webhook", "reconcile"]), default="manual",
+              help="Recorded in the commit's Trigger: trailer; automatic triggers skip holds.")
+@config_option
+@output_option
+@tracking_option
+def promote(ref: str, env: str | None, image_tag: str | None, no_push: bool, dry_run: bool, pr: bool, force: bool,
+            repo_url: str | None, branch: str | None, trigger: str, config_path: str | None, output: str,
+            tracking_uri: str | None) -> None:
+    """Promote REF (MODEL@ALIAS, MODEL/VERSION or models:/MODEL@ALIAS) with a Git commit."""
+    from pathlib import Path
+
+    from gitops_tool.promotion.model import PromotionRequest
+
+    req = PromotionRequest(ref=ref, env=env, image_tag=image_tag, push=not no_push, dry_run=dry_run, pr=pr,
+                           force=force, tracking_uri=tracking_uri, repo_url=repo_url, trigger=trigger,
+                           config_path=Path(config_path) if config_path else None)
+    _run(promotion_commands.promote(req, output=output, branch=branch))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--env", required=True, help="Environment to roll back.")
+@click.option("--to", "to_version", help="Version to go back to (default: the one before the current).")
+@click.option("--no-push", is_flag=True, help="Commit locally, do not push.")
+@config_option
+@output_option
+@tracking_option
+def rollback(model: str, env: str, to_version: str | None, no_push: bool, config_path: str | None, output: str,
+             tracking_uri: str | None) -> None:
+    """Put ENV back on the previous (or a named) version and hold it there."""
+    _run(promotion_commands.rollback(model, env, to_version, config=config_path, push=not no_push, output=output,
+                                     tracking_uri=tracking_uri))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--env", required=True, help="Environment whose hold to lift.")
+@click.option("--no-push", is_flag=True, help="Commit locally, do not push.")
+@config_option
+@output_option
+def release(model: str, env: str, no_push: bool, config_path: str | None, output: str) -> None:
+    """Lift a rollback's hold so automatic promotions resume."""
+    _run(promotion_commands.release(model, env, config=config_path, push=not no_push, output=output))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--env", help="Only this environment.")
+@config_option
+@output_option
+def history(model: str, env: str | None, config_path: str | None, output: str) -> None:
+    """List promotions, rollbacks and releases of MODEL, from the commit trailers."""
+    _run(promotion_commands.history(model, env, config=config_path, output=output))
+
+
+@cli.command()
+@config_option
+@output_option
+@tracking_option
+def status(config_path: str | None, output: str, tracking_uri: str | None) -> None:
+    """Per model and environment: the version in Git, the registry's aliases, drift and holds."""
+    _run(promotion_commands.status(config=config_path, output=output, tracking_uri=tracking_uri))
 
 
 def main() -> None:

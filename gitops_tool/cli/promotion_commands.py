@@ -1,0 +1,120 @@
+"""promote, rollback, release, history and status: plain functions returning an exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from gitops_tool.cli.output import err, out
+from gitops_tool.promotion.model import PromotionRequest, PromotionResult
+
+
+def promote(req: PromotionRequest, *, output: str, branch: str | None = None) -> int:
+    from gitops_tool.promotion.engine import promote as run
+
+    return _report(run(req, branch=branch), output)
+
+
+def rollback(model: str, env: str, to: str | None, *, config: str | None, push: bool, output: str,
+             tracking_uri: str | None) -> int:
+    from gitops_tool.promotion.holds import rollback as run
+
+    result = run(model, env, to, config_path=Path(config) if config else None, push=push, tracking_uri=tracking_uri)
+    code = _report(result, output)
+    if output == "text" and result.commit:
+        out(f"hold placed: automatic promotions skip {model} in {env} until "
+            f"`gitops-tool release {model} --env {env}`")
+    return code
+
+
+def release(model: str, env: str, *, config: str | None, push: bool, output: str) -> int:
+    from gitops_tool.promotion.holds import release as run
+
+    return _report(run(model, env, config_path=Path(config) if config else None, push=push), output)
+
+
+def _report(result: PromotionResult, output: str) -> int:
+    _step_summary(result)
+    if output == "json":
+        data = result.to_json()
+        data.pop("steps")
+        data["steps"] = [{"name": s.name, "status": s.status, "detail": s.detail, "seconds": s.seconds}
+                         for s in result.steps]
+        out(json.dumps(data, indent=2))
+        return 0
+    for step in result.steps:
+        out(f"  {step.status:<8} {step.name:<24} {step.seconds:6.2f}s  {step.detail}")
+    head = f"{result.model} {result.from_version or 'none'} -> {result.to_version} in {result.env}"
+    if result.skipped:
+        out(f"{result.skipped}: {head}; no commit")
+        if result.diff:
+            out(result.diff.rstrip("\n"))
+        return 0
+    where = "pushed" if result.pushed else "committed locally (not pushed)"
+    out(f"{head}: {where} {result.commit}")
+    if result.pull_request:
+        out(f"pull request: {result.pull_request}")
+    if result.diff:
+        out(result.diff.rstrip("\n"))
+    return 0
+
+
+def _step_summary(result: PromotionResult) -> None:
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    outcome = result.skipped or (f"`{result.commit[:12]}`" if result.commit else "no commit")
+    lines = [
+        f"### gitops-tool: {result.model} in {result.env}",
+        "",
+        "| from | to | image | result |",
+        "| --- | --- | --- | --- |",
+        f"| {result.from_version or 'none'} | {result.to_version} | `{result.image}` | {outcome} |",
+        "",
+    ]
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def history(model: str, env: str | None, *, config: str | None, output: str) -> int:
+    from gitops_tool.promotion.commits import history as read
+    from gitops_tool.promotion.workspace import open_workspace
+
+    with open_workspace(Path(config) if config else None) as ws:
+        ws.cfg.model(model)
+        if env:
+            ws.cfg.env(env)
+        entries = read(ws.repo, model, env)
+    if output == "json":
+        out(json.dumps([{**e.__dict__, "time": e.time.isoformat()} for e in entries], indent=2))
+        return 0
+    if not entries:
+        out(f"no promotions of {model}{f' in {env}' if env else ''} yet")
+    for e in entries:
+        alias = f"@{e.alias}" if e.alias else "-"
+        out(f"{e.time:%Y-%m-%d %H:%M:%S}Z  {e.env:<10} {e.from_version or 'none':>5} -> {e.to_version:<5} "
+            f"{alias:<12} {e.trigger:<10} {e.commit[:12]}")
+    return 0
+
+
+def status(*, config: str | None, output: str, tracking_uri: str | None) -> int:
+    from gitops_tool.config import find_config, load_config
+    from gitops_tool.promotion.status import collect
+    from gitops_tool.registry import RegistryClient, resolve_tracking_uri
+
+    cfg = load_config(Path(config) if config else find_config())
+    uri = resolve_tracking_uri(tracking_uri, cfg.mlflow.get("tracking_uri"))
+    with RegistryClient(uri, retries=1, timeout=5) as client:
+        rows, problem = collect(cfg, client)
+    if output == "json":
+        out(json.dumps({"rows": [r.to_json() for r in rows], "registry_error": problem}, indent=2))
+    else:
+        out(f"{'MODEL':<18} {'ENV':<10} {'GIT':>5}  {'REGISTRY ALIASES':<28} {'DRIFT':<6} HOLD")
+        for r in rows:
+            aliases = ", ".join(f"@{a}={v or '-'}" for a, v in r.aliases.items()) or "-"
+            drift = "yes" if r.drift else "no"
+            out(f"{r.model:<18} {r.env:<10} {r.git_version or '-':>5}  {aliases:<28} {drift:<6} {r.hold or '-'}")
+        if problem:
+            err(f"registry: {problem}")
+    return 1 if problem else 0

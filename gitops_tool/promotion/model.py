@@ -1,0 +1,56 @@
+"""Promotion requests, results and step statuses (Kargo-style: each step reports what it did)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+TRIGGERS = ("manual", "webhook", "reconcile", "workflow", "rollback", "release")
+
+
+@dataclass(frozen=True)
+class PromotionRequest:
+    ref: str                           # MODEL@ALIAS, MODEL/VERSION or models:/MODEL@ALIAS
+    env: str | None = None             # overrides the alias -> environment map
+    image_tag: str | None = None       # overrides the image recorded on the version
+    push: bool = True
+    dry_run: bool = False
+    pr: bool = False
+    force: bool = False                # promote over a hold (manual only)
+    tracking_uri: str | None = None
+    repo_url: str | None = None        # work in a fresh shallow clone of this URL
+    config_path: Path | None = None    # gitops.yaml (default: found from the cwd or the clone)
+    trigger: str = "manual"
+    delivery_id: str | None = None     # webhook delivery, recorded as a trailer
+
+
+@dataclass
+class StepStatus:
+    name: str
+    status: str = "pending"            # ok | skipped | failed
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class PromotionResult:
+    env: str
+    model: str
+    alias: str | None
+    from_version: str | None
+    to_version: str
+    image: str | None
+    commit: str | None = None
+    pushed: bool = False
+    skipped: str | None = None         # "already promoted", "held: ...", "no change", "dry run"
+    pull_request: str | None = None
+    steps: list[StepStatus] = field(default_factory=list)
+    diff: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        head = {"env": self.env, "model": self.model, "from": self.from_version, "to": self.to_version}
+        for key in ("env", "model", "from_version", "to_version"):
+            data.pop(key)
+        return head | data

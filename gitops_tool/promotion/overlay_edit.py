@@ -1,0 +1,42 @@
+"""Steps 2 and 3, edit the overlay and validate it: write the release files, render, check."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+from gitops_tool.errors import GitopsError
+from gitops_tool.kustomize.release import ReleaseEdit, plan_release_edit
+
+
+def apply_edit(env_dir: Path, edit: ReleaseEdit, root: Path) -> tuple[list[Path], str]:
+    """Write the edit; returns the changed files and a unified diff of them."""
+    changes = plan_release_edit(env_dir, edit)
+    diff = []
+    for path, text in changes.items():
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        rel = path.relative_to(root).as_posix()
+        diff += difflib.unified_diff(old.splitlines(True), text.splitlines(True), f"a/{rel}", f"b/{rel}")
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise GitopsError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    return list(changes), "".join(diff)
+
+
+def schema_dir_from_env() -> Path | None:
+    value = os.environ.get("GITOPS_TOOL_SCHEMA_DIR")
+    return Path(value) if value else None
+
+
+def validate_env(env: str, env_dir: Path, schema_dir: Path | None) -> None:
+    """The same checks as `gitops-tool validate ENV`; only errors block (unchecked CRDs are reported there)."""
+    from gitops_tool.kustomize.render import render
+    from gitops_tool.validate import validate_environment
+
+    findings = [f for f in validate_environment(env, render(env_dir), schema_dir=schema_dir)
+                if f.severity == "error"]
+    if findings:
+        lines = "\n  ".join(str(f) for f in findings[:20])
+        raise GitopsError(f"environment {env} does not validate after the edit; nothing committed:\n  {lines}")

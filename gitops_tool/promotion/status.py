@@ -1,0 +1,48 @@
+"""`status`: per model and environment, Git's version, the registry's aliases, drift and holds."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from gitops_tool.config import Config
+from gitops_tool.errors import GitopsError
+from gitops_tool.kustomize.release import read_release
+
+
+@dataclass
+class EnvStatus:
+    model: str
+    env: str
+    git_version: str | None
+    image: str | None
+    hold: str | None
+    aliases: dict[str, str | None] = field(default_factory=dict)  # mapped alias -> registry version
+    drift: list[str] = field(default_factory=list)                # aliases whose version is not deployed
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def collect(cfg: Config, client=None) -> tuple[list[EnvStatus], str | None]:
+    """Rows for every model x environment; the second item is a registry error, if any."""
+    rows, problem = [], None
+    registry: dict[str, dict[str, str]] = {}
+    for model in cfg.models.values():
+        if client is not None:
+            try:
+                registry[model.name] = client.get_model_aliases(model.registered_model)
+            except GitopsError as exc:
+                problem = str(exc).splitlines()[0]
+        for env in cfg.environments:
+            state = read_release(cfg.env_dir(env)).get(model.name)
+            row = EnvStatus(model.name, env, state.version if state else None, state and (state.image or
+                            state.storage_uri), state.hold if state else None)
+            for alias, mapped in model.aliases.items():
+                if mapped != env:
+                    continue
+                version = registry.get(model.name, {}).get(alias)
+                row.aliases[alias] = version
+                if version and version != row.git_version:
+                    row.drift.append(alias)
+            rows.append(row)
+    return rows, problem
