@@ -172,6 +172,22 @@ def status(config_path: str | None, output: str, tracking_uri: str | None) -> No
     _run(promotion_commands.status(config=config_path, output=output, tracking_uri=tracking_uri))
 
 
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Report the drift; promote nothing.")
+@click.option("--no-push", is_flag=True, help="Commit locally, do not push.")
+@click.option("--repo-url", help="Work in a fresh shallow clone of this repository instead of the checkout.")
+@click.option("--branch", help="Branch to clone with --repo-url (default: main).")
+@config_option
+@output_option
+@tracking_option
+def reconcile(dry_run: bool, no_push: bool, repo_url: str | None, branch: str | None, config_path: str | None,
+              output: str, tracking_uri: str | None) -> None:
+    """Compare every mapped alias in the registry with Git and promote the drift (skips holds)."""
+    _run(promotion_commands.reconcile(config=config_path, repo_url=repo_url, branch=branch,
+                                      tracking_uri=tracking_uri, dry_run=dry_run, push=not no_push,
+                                      output=output))
+
+
 def main() -> None:
     cli(prog_name="gitops-tool")
 

@@ -118,3 +118,22 @@ def status(*, config: str | None, output: str, tracking_uri: str | None) -> int:
         if problem:
             err(f"registry: {problem}")
     return 1 if problem else 0
+
+
+def reconcile(*, config: str | None, repo_url: str | None, branch: str | None, tracking_uri: str | None,
+              dry_run: bool, push: bool, output: str) -> int:
+    from gitops_tool.promotion.reconcile import as_json, reconcile as run
+
+    items = run(config_path=Path(config) if config else None, repo_url=repo_url, branch=branch,
+                tracking_uri=tracking_uri, dry_run=dry_run, push=push)
+    failed = [i for i in items if i.action == "failed"]
+    if output == "json":
+        out(json.dumps({"items": as_json(items), "failed": len(failed),
+                        "in_sync": all(i.action in ("in-sync", "held", "skipped") for i in items)}, indent=2))
+    else:
+        for i in items:
+            out(f"{i.action:<14} {i.model}@{i.alias} -> {i.env}: registry {i.registry_version or '-'}, "
+                f"git {i.git_version or '-'}{f'  ({i.detail})' if i.detail else ''}")
+        if not items:
+            out("nothing to reconcile: no model has a mapped alias")
+    return 1 if failed else 0
