@@ -14,6 +14,8 @@ DEFAULT_IMAGES = {
     "postgres": "docker.io/library/postgres:15.10-bookworm",
     "minio": "quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z",
     "minio_client": "quay.io/minio/mc:RELEASE.2025-04-16T18-13-26Z",
+    # Built from this repository's Dockerfile; publish it under your own registry.
+    "gitops_tool": "ghcr.io/example-org/gitops-tool:0.1.0",
 }
 DEFAULT_MLFLOW_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
 DEFAULT_MODEL_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
@@ -67,6 +69,7 @@ class Config:
     monitoring_namespace: str
     images: dict[str, str]
     mlflow: dict[str, Any]
+    receiver: dict[str, Any]
     environments: dict[str, Environment]
     models: dict[str, Model]
 
@@ -100,8 +103,11 @@ def build_config(raw: dict, *, source: str, root: Path, line_of: Callable[[list]
     repo, argocd, network = raw["repo"], raw.get("argocd", {}), raw.get("network", {})
     mlflow = {
         "tracking_uri": None, "artifacts_bucket": "mlflow-artifacts", "workers": 2, "port": 5000,
-        "database": "mlflow", "extra_allowed_hosts": [], "max_body_size": "1024m", "webhook_receiver_url": None,
+        "database": "mlflow", "extra_allowed_hosts": [], "max_body_size": "1024m",
     } | raw.get("mlflow", {})
+    receiver = {"enabled": True, "mode": "promote", "github_repository": None, "port": 8080} | raw.get("receiver", {})
+    if receiver["mode"] == "dispatch" and not receiver["github_repository"]:
+        raise GitopsError(f"{where(['receiver', 'mode'])}: dispatch mode needs receiver.github_repository (owner/name)")
     return Config(
         source=source, root=root, project=raw["project"],
         repo_url=repo["url"], branch=repo.get("branch", "main"), remote=repo.get("remote", "origin"),
@@ -109,7 +115,7 @@ def build_config(raw: dict, *, source: str, root: Path, line_of: Callable[[list]
         destination_server=argocd.get("destination_server", "https://kubernetes.default.svc"),
         ingress_namespace=network.get("ingress_namespace", "ingress-nginx"),
         monitoring_namespace=network.get("monitoring_namespace", "monitoring"),
-        images=DEFAULT_IMAGES | raw.get("images", {}), mlflow=mlflow, environments=envs, models=models,
+        images=DEFAULT_IMAGES | raw.get("images", {}), mlflow=mlflow, receiver=receiver, environments=envs, models=models,
     )
 
 

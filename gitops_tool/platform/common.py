@@ -12,6 +12,9 @@ SECRETS: dict[str, dict[str, Any]] = {
     "mlflow-backend": {"keys": ["backend-store-uri"], "used_by": "MLflow (postgresql://USER:PASSWORD@postgres:5432/DB)"},
     "mlflow-webhook": {"keys": ["encryption-key"], "used_by": "MLflow (Fernet key for stored webhook secrets)"},
     "mlflow-basic-auth": {"keys": ["auth"], "used_by": "nginx Ingress (htpasswd file)"},
+    "gitops-webhook": {"keys": ["hmac-secret"], "used_by": "webhook receiver and MLflow's webhook (HMAC)"},
+    "gitops-git-credentials": {"keys": ["token"], "used_by": "webhook receiver, promote mode (push)"},
+    "gitops-github-token": {"keys": ["token"], "used_by": "webhook receiver, dispatch mode"},
     "kserve-s3-credentials": {"keys": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
                               "used_by": "KServe storage-initializer (storage-mode models only)"},
 }

@@ -50,12 +50,14 @@ def ingress_env_patch(env: Environment) -> dict:
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta, "spec": spec}
 
 
-def service_monitor(cfg: Config) -> dict:
+def service_monitor(cfg: Config, target: str = "mlflow") -> dict:
+    """Selects the Service labelled gitops-tool.io/metrics=<target> and scrapes its `http` port."""
+    name = "mlflow" if target == "mlflow" else "gitops-webhook"
     return {
         "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
-        "metadata": metadata("mlflow", "tracking-server", wave=WAVE["edge"]),
+        "metadata": metadata(name, "monitoring", wave=WAVE["edge"]),
         "spec": {
-            "selector": {"matchLabels": {"gitops-tool.io/metrics": "mlflow"}},
+            "selector": {"matchLabels": {"gitops-tool.io/metrics": target}},
             "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}],
         },
     }

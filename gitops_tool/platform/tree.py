@@ -12,8 +12,9 @@ from gitops_tool.platform.datastores import minio, postgres
 from gitops_tool.platform.edge import ingress, network_policies, service_monitor
 from gitops_tool.platform.mlflow_server import mlflow
 from gitops_tool.platform.overlay import RELEASE_HEADER, empty_release, overlay_files
+from gitops_tool.platform.receiver import receiver, receiver_policy
 from gitops_tool.platform.serving import serving_files
-from gitops_tool.yamlio import dump_docs
+from gitops_tool.yamlio import GENERATED_HEADER, dump_docs
 
 SCHEMA_COPY = "gitops.schema.json"  # next to gitops.yaml, for the editor's `$schema=` line
 MANAGED_DIRS = ("base", "environments", "argocd")
@@ -28,13 +29,21 @@ def base_files(cfg: Config) -> dict[str, list[dict]]:
         "servicemonitor.yaml": [service_monitor(cfg)],
         "network-policies.yaml": network_policies(cfg),
     }
-    files["kustomization.yaml"] = [{
+    if cfg.receiver["enabled"]:
+        files["webhook-receiver.yaml"] = receiver(cfg)
+        files["network-policies.yaml"].append(receiver_policy(cfg))
+        files["servicemonitor.yaml"].append(service_monitor(cfg, target="receiver"))
+    kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "labels": [{"pairs": {"app.kubernetes.io/part-of": cfg.project,
                               "app.kubernetes.io/managed-by": "gitops-tool"}, "includeSelectors": False}],
         "resources": [name for name in files],
-    }]
+    }
+    if cfg.receiver["enabled"]:
+        # The receiver reads the mapped aliases from the same gitops.yaml; the hash suffix rolls it on change.
+        kustomization["configMapGenerator"] = [{"name": "gitops-tool-config", "files": ["receiver/gitops.yaml"]}]
+    files["kustomization.yaml"] = [kustomization]
     for model in cfg.models.values():
         for name, docs in serving_files(cfg, model).items():
             files[f"serving/{model.name}/{name}"] = docs
@@ -50,6 +59,8 @@ def generated_tree(cfg: Config) -> dict[str, str]:
         tree |= {f"environments/{env.name}/{k}": v for k, v in overlay_files(cfg, env, env_dir).items()}
     tree |= {f"argocd/{k}": v for k, v in argocd_files(cfg).items()}
     out = {path: dump_docs(docs) for path, docs in sorted(tree.items())}
+    if cfg.receiver["enabled"]:
+        out["base/receiver/gitops.yaml"] = GENERATED_HEADER + (cfg.root / "gitops.yaml").read_text(encoding="utf-8")
     out[SCHEMA_COPY] = json.dumps(json.loads(schema_text()), indent=2) + "\n"
     return out
 

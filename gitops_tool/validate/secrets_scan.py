@@ -25,6 +25,8 @@ TOKEN_PATTERNS: dict[str, re.Pattern[str]] = {
 _SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|(?:^|_)(?:API|ACCESS|PRIVATE|SECRET)?_?KEY(?:$|_)")
 # Names that hold where a secret lives, not the secret itself.
 _REFERENCE_SUFFIX = re.compile(r"_(?:FILE|PATH|DIR|NAME|REF|ID|ENDPOINT|URL|URI)$")
+# git's indexed config variables: GIT_CONFIG_KEY_<n> holds a config *name* such as credential.helper.
+_GIT_CONFIG_KEY = re.compile(r"^GIT_CONFIG_KEY_\d+$")
 _ENV_REFERENCE = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_]*\)")
 _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__"}
 _MAX_FILE_BYTES = 2_000_000
@@ -56,6 +58,8 @@ def is_secret_env_name(name: Any) -> bool:
     if not isinstance(name, str):
         return False
     upper = name.upper()
+    if _GIT_CONFIG_KEY.match(upper):
+        return False
     return bool(_SECRET_NAME.search(upper)) and not _REFERENCE_SUFFIX.search(upper)
 
 
