@@ -1,0 +1,61 @@
+"""Parse a delivery body and decide whether gitops.yaml maps it to an environment."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from gitops_tool.config.model import Config
+
+
+class Malformed(ValueError):
+    """The body is not an MLflow webhook payload."""
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    entity: str
+    action: str
+    data: dict[str, Any]
+
+
+def parse(body: bytes) -> AliasEvent:
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Malformed(f"body is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise Malformed("body is not a JSON object")
+    entity, action, data = doc.get("entity"), doc.get("action"), doc.get("data")
+    if not isinstance(entity, str) or not isinstance(action, str) or not isinstance(data, dict):
+        raise Malformed("body needs string 'entity' and 'action' and an object 'data'")
+    if (entity, action) == ("model_version_alias", "created"):
+        for key in ("name", "alias", "version"):
+            value = data.get(key)
+            if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
+                raise Malformed(f"model_version_alias.created needs data.{key} (string)")
+    return AliasEvent(entity, action, data)
+
+
+class AliasMap:
+    """Registered model name (or gitops.yaml model name) + alias -> environment."""
+
+    def __init__(self, config: Config):
+        self._models = {}
+        for model in config.models.values():
+            self._models[model.name] = model
+            self._models[model.registered_model] = model
+
+    def route(self, ev: AliasEvent) -> tuple[str | None, str]:
+        """(env, reason): env is None when the event is to be ignored, reason says why."""
+        if (ev.entity, ev.action) != ("model_version_alias", "created"):
+            return None, f"event {ev.entity}.{ev.action} does not trigger promotions"
+        name, alias = str(ev.data["name"]), str(ev.data["alias"])
+        model = self._models.get(name)
+        if model is None:
+            return None, f"model {name!r} is not in gitops.yaml"
+        env = model.aliases.get(alias)
+        if env is None:
+            return None, f"alias {alias!r} of {name!r} maps to no environment in gitops.yaml"
+        return env, f"{name}@{alias} -> {env}"
