@@ -1,4 +1,4 @@
-"""Benchmark: bare `kubectl kustomize` of N overlays vs `validate_all` of the same overlays.
+"""Benchmark: bare `kubectl kustomize` of N generated overlays vs `validate_all` of the same overlays.
 
     .venv/bin/python bench/validate_bench.py            # N = 3 and 30, 5 repeats
     .venv/bin/python bench/validate_bench.py 30 --repeats 5 --workers 2
@@ -24,155 +24,29 @@ from gitops_tool.validate import K8S_VERSION, validate_all, validate_environment
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
 
-_PROBES = """\
-          readinessProbe: {{tcpSocket: {{port: {port}}}}}
-          livenessProbe: {{tcpSocket: {{port: {port}}}}}
-"""
-_RESOURCES = """\
-          resources:
-            requests: {cpu: 100m, memory: 128Mi}
-            limits: {cpu: "1", memory: 512Mi}
-"""
-
-
-def _workload(kind: str, name: str, image: str, port: int, extra_spec: str = "") -> str:
-    return f"""\
-apiVersion: apps/v1
-kind: {kind}
-metadata: {{name: {name}}}
-spec:
-{extra_spec}  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      serviceAccountName: mlflow
-      containers:
-        - name: {name}
-          image: {image}
-          ports: [{{containerPort: {port}, name: main}}]
-          env:
-            - name: DB_PASSWORD
-              valueFrom: {{secretKeyRef: {{name: {name}-credentials, key: password}}}}
-{_RESOURCES}{_PROBES.format(port=port)}"""
-
-
-def _service(name: str, port: int, headless: bool = False) -> str:
-    cluster_ip = "  clusterIP: None\n" if headless else ""
-    return f"""\
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}}}
-spec:
-{cluster_ip}  selector: {{app: {name}}}
-  ports: [{{name: main, port: {port}, targetPort: main}}]
-"""
-
-
-BASE = {
-    "serviceaccount.yaml": "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: mlflow}\n",
-    "configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mlflow-config}\n"
-    "data: {MLFLOW_S3_ENDPOINT_URL: 'http://minio:9000'}\n",
-    "mlflow.yaml": _workload("Deployment", "mlflow", "ghcr.io/mlflow/mlflow", 5000, "  replicas: 1\n"),
-    "mlflow-svc.yaml": _service("mlflow", 5000),
-    "postgres.yaml": _workload("StatefulSet", "postgres", "postgres", 5432, "  serviceName: postgres\n"),
-    "postgres-svc.yaml": _service("postgres", 5432, headless=True),
-    "minio.yaml": _workload("StatefulSet", "minio", "minio/minio", 9000, "  serviceName: minio\n"),
-    "minio-svc.yaml": _service("minio", 9000),
-    "bucket-job.yaml": """\
-apiVersion: batch/v1
-kind: Job
-metadata: {name: minio-bucket}
-spec:
-  template:
-    spec:
-      restartPolicy: OnFailure
-      containers:
-        - name: mc
-          image: minio/mc
-          args: [mb, --ignore-existing, local/mlflow]
-""" + _RESOURCES,
-    "ingress.yaml": """\
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: mlflow}
-spec:
-  ingressClassName: nginx
-  rules:
-    - host: mlflow.example.com
-      http:
-        paths:
-          - {path: /, pathType: Prefix, backend: {service: {name: mlflow, port: {number: 5000}}}}
-""",
-    "netpol-deny.yaml": "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny}\n"
-    "spec: {podSelector: {}, policyTypes: [Ingress]}\n",
-    "netpol-mlflow.yaml": """\
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: allow-mlflow}
-spec:
-  podSelector: {matchLabels: {app: mlflow}}
-  ingress: [{ports: [{port: 5000, protocol: TCP}]}]
-""",
-    "servicemonitor.yaml": """\
-apiVersion: monitoring.coreos.com/v1
-kind: ServiceMonitor
-metadata: {name: mlflow}
-spec:
-  selector: {matchLabels: {app: mlflow}}
-  endpoints: [{port: main, path: /metrics, interval: 30s}]
-""",
-    "inferenceservice.yaml": """\
-apiVersion: serving.kserve.io/v1beta1
-kind: InferenceService
-metadata: {name: wine}
-spec:
-  predictor:
-    model:
-      modelFormat: {name: mlflow}
-      protocolVersion: v2
-      storageUri: s3://mlflow/models/wine/1
-""" + _RESOURCES.replace("          ", "      "),
-}
-
-OVERLAY = """\
-namespace: mlflow-{env}
-resources: [../../base]
-labels:
-  - pairs: {{environment: {env}}}
-    includeSelectors: false
-images:
-  - {{name: ghcr.io/mlflow/mlflow, newTag: v3.17.2}}
-  - {{name: postgres, newTag: "16.4"}}
-  - {{name: minio/minio, newTag: RELEASE.2025-04-22T22-12-26Z}}
-  - {{name: minio/mc, digest: "sha256:{digest}"}}
-patches:
-  - target: {{kind: Deployment, name: mlflow}}
-    patch: |-
-      - op: replace
-        path: /spec/replicas
-        value: {replicas}
-  - target: {{kind: StatefulSet, name: postgres}}
-    patch: |-
-      - op: replace
-        path: /spec/template/spec/containers/0/resources/limits/memory
-        value: 1Gi
-"""
-
-
 def generate(root: Path, n: int) -> dict[str, Path]:
-    base = root / "base"
-    base.mkdir(parents=True)
-    for name, text in BASE.items():
-        (base / name).write_text(text)
-    (base / "kustomization.yaml").write_text("resources:\n" + "".join(f"  - {n}\n" for n in BASE))
-    overlays = {}
+    """The real platform from `gitops-tool generate`, with N environments, each serving a promoted model."""
+    from gitops_tool.config import load_config
+    from gitops_tool.kustomize.release import ReleaseEdit, parse_image, plan_release_edit
+    from gitops_tool.project import generate as run_generate, starter_config
+
+    text = starter_config()
+    head = text[: text.index("environments:\n")] + "environments:\n"
     for i in range(n):
-        env = f"env{i:02d}"
-        overlay = root / "environments" / env
-        overlay.mkdir(parents=True)
-        (overlay / "kustomization.yaml").write_text(OVERLAY.format(env=env, digest="a" * 64, replicas=1 + i % 3))
-        overlays[env] = overlay
-    return overlays
+        head += (f"  env{i:02d}:\n    namespace: mlflow-env{i:02d}\n    host: mlflow.env{i:02d}.example.com\n"
+                 f"    replicas: {1 + i % 3}\n    tls: {{enabled: {str(i % 2 == 0).lower()}}}\n")
+    models = ("\nmodels:\n  wine-classifier:\n    image_repository: registry.example.com/ml/wine-classifier\n"
+              "    aliases: {champion: env00}\n")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "gitops.yaml").write_text(head + models)
+    run_generate(root / "gitops.yaml")
+    cfg = load_config(root / "gitops.yaml")
+    image = parse_image("registry.example.com/ml/wine-classifier@sha256:" + "a" * 64)
+    for env in cfg.environments:
+        edit = ReleaseEdit("wine-classifier", "7", image=image)
+        for path, body in plan_release_edit(cfg.env_dir(env), edit).items():
+            path.write_text(body)
+    return {env: cfg.env_dir(env) for env in cfg.environments}
 
 
 def _cpu() -> float:
