@@ -114,7 +114,11 @@ def _applier(ws: Workspace, req: PromotionRequest, target: Target, current: Rele
         paths, result.diff = apply_edit(env_dir, edit, ws.repo.root)
         if not paths:
             return None
-        validate_env(target.env, env_dir, schema_dir)
+        try:
+            validate_env(target.env, env_dir, schema_dir)
+        except BaseException:
+            repo.restore(paths)  # commit_and_push only cleans up after apply() returns a plan
+            raise
         return CommitPlan(paths, *_message(req, target, expected))
 
     return apply

@@ -96,7 +96,11 @@ def _commit(ws: Workspace, env: str, edit: ReleaseEdit, subject: str, trailers: 
         paths, result.diff = apply_edit(ws.cfg.env_dir(env), edit, ws.repo.root)
         if not paths:
             return None
-        validate_env(env, ws.cfg.env_dir(env), schema_dir_from_env())
+        try:
+            validate_env(env, ws.cfg.env_dir(env), schema_dir_from_env())
+        except BaseException:
+            repo.restore(paths)  # commit_and_push only cleans up after apply() returns a plan
+            raise
         return CommitPlan(paths, subject, "", trailers)
 
     with steps.run("commit+push"):
