@@ -13,11 +13,13 @@ from gitops_tool.platform.edge import ingress, network_policies, service_monitor
 from gitops_tool.platform.mlflow_server import mlflow
 from gitops_tool.platform.overlay import RELEASE_HEADER, empty_release, overlay_files
 from gitops_tool.platform.receiver import receiver, receiver_policy
+from gitops_tool.platform.workflows import workflow_files
 from gitops_tool.platform.serving import serving_files
-from gitops_tool.yamlio import GENERATED_HEADER, dump_docs
+from gitops_tool.yamlio import GENERATED_HEADER, GENERATED_MARKER, dump_docs
 
 SCHEMA_COPY = "gitops.schema.json"  # next to gitops.yaml, for the editor's `$schema=` line
-MANAGED_DIRS = ("base", "environments", "argocd")
+MANAGED_DIRS = ("base", "environments", "argocd", ".github/workflows")
+WORKFLOW_HEADER = f"{GENERATED_MARKER} Do not edit: `gitops-tool generate` rewrites it from gitops.yaml.\n"
 
 
 def base_files(cfg: Config) -> dict[str, list[dict]]:
@@ -59,6 +61,7 @@ def generated_tree(cfg: Config) -> dict[str, str]:
         tree |= {f"environments/{env.name}/{k}": v for k, v in overlay_files(cfg, env, env_dir).items()}
     tree |= {f"argocd/{k}": v for k, v in argocd_files(cfg).items()}
     out = {path: dump_docs(docs) for path, docs in sorted(tree.items())}
+    out |= {path: dump_docs([doc], header=WORKFLOW_HEADER) for path, doc in sorted(workflow_files(cfg).items())}
     if cfg.receiver["enabled"]:
         out["base/receiver/gitops.yaml"] = GENERATED_HEADER + (cfg.root / "gitops.yaml").read_text(encoding="utf-8")
     out[SCHEMA_COPY] = json.dumps(json.loads(schema_text()), indent=2) + "\n"
