@@ -47,7 +47,7 @@ def template_config():
     return load_config_text(text)
 
 
-def settings(tmp: Path | None = None, **overrides) -> ReceiverSettings:
+def settings(**overrides) -> ReceiverSettings:
     base = ReceiverSettings(secrets=(SECRET, OLD_SECRET), config_path=Path("gitops.yaml"),
                             host="127.0.0.1", port=0, backoff=0.05, max_backoff=0.2)
     return replace(base, **overrides)

@@ -38,7 +38,10 @@ def serve(settings: ReceiverSettings) -> None:
     logs.event(logging.INFO, "webhook receiver starting", mode=settings.mode, host=settings.host,
                port=settings.port, workers=settings.workers, queue_size=settings.queue_size)
     with _absorb_resignal():
-        server.run()  # uvicorn handles the signals; its lifespan shutdown calls app.close()
+        try:
+            server.run()  # uvicorn handles the signals; its lifespan shutdown calls app.close()
+        except SystemExit:  # uvicorn exits 1 when it cannot bind
+            pass
     if not server.started:
         raise GitopsError(f"webhook receiver could not listen on {settings.host}:{settings.port}",
                           hint="is the port in use? see the log line above")
@@ -69,7 +72,8 @@ def running(app: WebhookApp, host: str = "127.0.0.1", port: int = 0,
     """Serve ``app`` from a background thread on real sockets; yield its base URL."""
     import socket
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only then (else keep-alive replies wait 40 ms)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     server = _uvicorn_server(app, host, sock.getsockname()[1])
