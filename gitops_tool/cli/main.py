@@ -7,7 +7,7 @@ import sys
 import click
 
 from gitops_tool import __version__
-from gitops_tool.cli import commands, promotion_commands
+from gitops_tool.cli import commands, promotion_commands, webhook_commands
 from gitops_tool.errors import GitopsError
 
 EXIT_ERROR = 1  # expected failure (GitopsError)
@@ -186,6 +186,61 @@ def reconcile(dry_run: bool, no_push: bool, repo_url: str | None, branch: str | 
     _run(promotion_commands.reconcile(config=config_path, repo_url=repo_url, branch=branch,
                                       tracking_uri=tracking_uri, dry_run=dry_run, push=not no_push,
                                       output=output))
+
+
+@cli.group()
+def webhook() -> None:
+    """The MLflow webhook receiver and its registration."""
+
+
+@webhook.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--mode", type=click.Choice(["dispatch", "promote"]), default="promote", show_default=True,
+              help="promote: commit in a fresh clone of --repo-url; dispatch: GitHub repository_dispatch.")
+@click.option("--repo-url", help="GitOps repository to clone for each promotion (promote mode).")
+@click.option("--branch", help="Branch of --repo-url (default: main).")
+@click.option("--secret-file", type=click.Path(dir_okay=False),
+              help="File with the HMAC secret (default: $GITOPS_TOOL_WEBHOOK_SECRET). Never an argument.")
+@click.option("--github-repository", help="owner/name to send repository_dispatch to (dispatch mode).")
+@click.option("--github-api-url", default="https://api.github.com", show_default=True)
+@click.option("--queue-size", default=100, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@config_option
+@tracking_option
+def webhook_serve(host: str, port: int, mode: str, repo_url: str | None, branch: str | None,
+                  secret_file: str | None, github_repository: str | None, github_api_url: str, queue_size: int,
+                  workers: int, config_path: str | None, tracking_uri: str | None) -> None:
+    """Receive MLflow webhooks at POST /webhooks/mlflow and promote (or dispatch) alias moves."""
+    _run(webhook_commands.serve(host=host, port=port, mode=mode, repo_url=repo_url, branch=branch,
+                                secret_file=secret_file, config=config_path, tracking_uri=tracking_uri,
+                                github_repository=github_repository, github_api_url=github_api_url,
+                                queue_size=queue_size, workers=workers))
+
+
+@webhook.command("register")
+@click.option("--url", required=True, help="The receiver's URL, e.g. http://gitops-webhook:8080/webhooks/mlflow.")
+@click.option("--secret-file", type=click.Path(dir_okay=False),
+              help="File with the HMAC secret (default: $GITOPS_TOOL_WEBHOOK_SECRET).")
+@click.option("--name", default="gitops-tool", show_default=True, help="Webhook name: the idempotency key.")
+@click.option("--rotate-secret", is_flag=True, help="Also update the stored secret of an existing webhook.")
+@config_option
+@tracking_option
+def webhook_register(url: str, secret_file: str | None, name: str, rotate_secret: bool, config_path: str | None,
+                     tracking_uri: str | None) -> None:
+    """Create or update the MLflow webhook for alias CREATED and DELETED events (idempotent by name)."""
+    _run(webhook_commands.register(url=url, secret_file=secret_file, tracking_uri=tracking_uri,
+                                   config=config_path, name=name, rotate=rotate_secret))
+
+
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False), help="Work here (default: a temp dir).")
+@click.option("--keep", is_flag=True, help="Keep the directory and print how to explore it.")
+@click.option("--serve", "serve_model", is_flag=True, help="Also load the promoted model and predict.")
+@output_option
+def demo(directory: str | None, keep: bool, serve_model: bool, output: str) -> None:
+    """The whole loop on this machine: local MLflow, a local Git remote, real promotions."""
+    _run(webhook_commands.demo(directory=directory, keep=keep, serve_model=serve_model, output=output))
 
 
 def main() -> None:

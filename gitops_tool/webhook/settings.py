@@ -25,6 +25,7 @@ class ReceiverSettings:
     port: int = 8080
     mode: str = "dispatch"              # dispatch | promote
     repo_url: str | None = None         # promote: the GitOps repo cloned per job
+    branch: str | None = None           # promote: its branch (default main)
     tracking_uri: str | None = None     # promote: the registry the engine resolves against
     github_repo: str | None = None      # dispatch: "owner/name"
     github_api_url: str = "https://api.github.com"

@@ -1,0 +1,58 @@
+"""webhook serve / webhook register, and demo: plain functions returning an exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gitops_tool.cli.output import out
+
+
+def serve(*, host: str, port: int, mode: str, repo_url: str | None, branch: str | None, secret_file: str | None,
+          config: str | None, tracking_uri: str | None, github_repository: str | None, github_api_url: str,
+          queue_size: int, workers: int) -> int:
+    from gitops_tool.config import find_config
+    from gitops_tool.webhook.server import serve as run
+    from gitops_tool.webhook.settings import ReceiverSettings, load_secrets
+
+    settings = ReceiverSettings(
+        secrets=load_secrets(Path(secret_file) if secret_file else None),
+        config_path=Path(config) if config else find_config(),
+        host=host, port=port, mode=mode, repo_url=repo_url, branch=branch, tracking_uri=tracking_uri,
+        github_repo=github_repository, github_api_url=github_api_url, queue_size=queue_size, workers=workers,
+    )
+    run(settings)
+    return 0
+
+
+def register(*, url: str, secret_file: str | None, tracking_uri: str | None, config: str | None, name: str,
+             rotate: bool) -> int:
+    from gitops_tool.config import find_config, load_config
+    from gitops_tool.registry import RegistryClient, resolve_tracking_uri
+    from gitops_tool.webhook.register import register_webhook, server_settings_needed
+    from gitops_tool.webhook.settings import load_secrets
+
+    secret = load_secrets(Path(secret_file) if secret_file else None)[0]
+    configured = None
+    if config or tracking_uri is None:
+        try:
+            configured = load_config(Path(config) if config else find_config()).mlflow.get("tracking_uri")
+        except Exception:  # noqa: BLE001 - no gitops.yaml is fine when the URI comes from elsewhere
+            if config:
+                raise
+    uri = resolve_tracking_uri(tracking_uri, configured)
+    with RegistryClient(uri) as client:
+        action, hook = register_webhook(client, url=url, secret=secret, name=name, update_secret=rotate)
+    out(f"{action}: MLflow webhook {name!r} ({hook.get('webhook_id')}) -> {url} "
+        "for MODEL_VERSION_ALIAS CREATED and DELETED")
+    needed = server_settings_needed(url)
+    if needed:
+        out("The MLflow server needs these settings for this URL:")
+        for line in needed:
+            out(f"  - {line}")
+    return 0
+
+
+def demo(*, directory: str | None, keep: bool, serve_model: bool, output: str) -> int:
+    from gitops_tool.demo.story import run_demo
+
+    return run_demo(Path(directory) if directory else None, keep=keep, serve=serve_model, output=output)

@@ -1,0 +1,57 @@
+"""The README's first command, end to end: real MLflow, real receiver, real Git remote, real promotions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+def test_demo_runs_the_whole_loop_and_leaves_no_process(tmp_path: Path):
+    workdir = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "gitops_tool.cli.main", "demo", "--dir", str(workdir), "--keep", "--output", "json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    subjects = [c["subject"] for c in summary["commits"]]
+    assert subjects[:4] == [
+        "release(prod): wine-classifier hold lifted at 1",
+        "rollback(prod): wine-classifier 2 -> 1 (hold)",
+        "promote(prod): wine-classifier 1 -> 2 (@champion)",
+        "promote(prod): wine-classifier none -> 1 (@champion)",
+    ]
+    log = subprocess.run(["git", "log", "--format=%(trailers:key=Trigger,valueonly)", "main"],
+                         cwd=workdir / "origin.git", capture_output=True, text=True, check=True).stdout.split()
+    assert log[:4] == ["release", "rollback", "webhook", "webhook"]
+    assert len(summary["latencies_s"]) == 2 and all(0 < x < 30 for x in summary["latencies_s"])
+    assert [s["status"] for s in summary["steps"]] == ["ok"] * len(summary["steps"])
+    prod = next(r for r in summary["final_status"] if r["env"] == "prod")
+    assert prod["git_version"] == "1" and prod["hold"] is None and prod["aliases"] == {"champion": "2"}
+    time.sleep(0.5)
+    assert _processes_mentioning(str(workdir)) == []
+
+
+def test_demo_refuses_a_non_empty_directory(tmp_path: Path):
+    (tmp_path / "something").write_text("x")
+    result = subprocess.run([sys.executable, "-m", "gitops_tool.cli.main", "demo", "--dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "not empty" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["something"]
