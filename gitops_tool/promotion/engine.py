@@ -21,6 +21,9 @@ from gitops_tool.promotion.workspace import Workspace, open_workspace
 from gitops_tool.registry import RegistryClient, resolve_tracking_uri
 
 AUTOMATIC = ("webhook", "reconcile", "workflow")
+# Each rejected push re-runs the edit and the validation on the new tip. The gitrepo default (6)
+# runs out with 8 simultaneous writers to one branch (tests/test_promote_concurrency.py).
+PUSH_ATTEMPTS = 12
 
 
 def promote(req: PromotionRequest, *, branch: str | None = None, schema_dir: Path | None = None) -> PromotionResult:
@@ -63,7 +66,8 @@ def promote_in(ws: Workspace, req: PromotionRequest, *, schema_dir: Path | None 
         return open_pull_request(ws, req, target, result, steps, _applier(ws, req, target, current, result, schema_dir))
     with steps.run("commit+push") as step:
         pushed = commit_and_push(ws.repo, remote=ws.remote, branch=ws.branch,
-                                 apply=_applier(ws, req, target, current, result, schema_dir), push=req.push)
+                                 apply=_applier(ws, req, target, current, result, schema_dir), push=req.push,
+                                 attempts=PUSH_ATTEMPTS)
         result.commit, result.pushed = pushed.commit, pushed.pushed
         if pushed.commit is None:
             result.skipped = result.skipped or pushed.skipped or "no change"

@@ -12,6 +12,7 @@ from gitops_tool.errors import GitopsError
 from gitops_tool.gitrepo import CommitPlan, GitRepo, commit_and_push
 from gitops_tool.kustomize.release import ReleaseEdit, ReleaseState, parse_image, read_release
 from gitops_tool.promotion import commits
+from gitops_tool.promotion.engine import PUSH_ATTEMPTS
 from gitops_tool.promotion.model import PromotionResult
 from gitops_tool.promotion.overlay_edit import apply_edit, schema_dir_from_env, validate_env
 from gitops_tool.promotion.steps import Steps
@@ -104,6 +105,7 @@ def _commit(ws: Workspace, env: str, edit: ReleaseEdit, subject: str, trailers: 
         return CommitPlan(paths, subject, "", trailers)
 
     with steps.run("commit+push"):
-        pushed = commit_and_push(ws.repo, remote=ws.remote, branch=ws.branch, apply=apply, push=push)
+        pushed = commit_and_push(ws.repo, remote=ws.remote, branch=ws.branch, apply=apply, push=push,
+                                 attempts=PUSH_ATTEMPTS)
     result.commit, result.pushed, result.skipped = pushed.commit, pushed.pushed, pushed.skipped
     return result
