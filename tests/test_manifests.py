@@ -78,7 +78,8 @@ def test_mlflow_server(rendered, platform):
     env = _env(server)
     assert env["MLFLOW_S3_ENDPOINT_URL"]["value"] == "http://minio:9000"
     assert env["MLFLOW_BACKEND_STORE_URI"]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-backend"
-    assert env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-webhook"
+    assert env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-keys"
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "flask-secret-key"
     assert env["MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"]["value"] == "true"
     hosts = env["MLFLOW_SERVER_ALLOWED_HOSTS"]["value"].split(",")
     assert {"mlflow.example.com", "mlflow.mlflow-prod.svc.cluster.local:5000", "mlflow:5000"} <= set(hosts)

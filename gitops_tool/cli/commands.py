@@ -62,6 +62,7 @@ def validate(config_path: str | None, envs: list[str], schema_dir: str | None, *
     if not envs:  # the whole tree: the Argo CD objects too
         dirs["argocd"] = cfg.root / "argocd"
     findings = validate_all(dirs, schema_dir=Path(schema_dir) if schema_dir else None)
+    findings += _secret_findings(cfg, names)
     errors = [f for f in findings if f.severity == "error"]
     unchecked = [f for f in findings if f.severity != "error"]
     for finding in findings:
@@ -70,3 +71,16 @@ def validate(config_path: str | None, envs: list[str], schema_dir: str | None, *
     out(f"{'FAILED' if failed else 'ok'}: {', '.join(dirs)}: {len(errors)} error(s), "
         f"{len(unchecked)} unchecked")
     return 1 if failed else 0
+
+
+def _secret_findings(cfg, envs: list[str]) -> list:
+    """Sealed Secrets that the config expects but nobody sealed yet, and secret-shaped text in the tree."""
+    from gitops_tool.secrets.project import missing_sealed
+    from gitops_tool.validate import Finding, scan_tree
+
+    findings = [Finding(env, "SealedSecret", name, f"sealed/{name}.yaml",
+                        f"missing: run `gitops-tool secrets seal --env {env} --name {name} --cert CERT.pem`")
+                for env, name in missing_sealed(cfg) if env in envs]
+    findings += [Finding("tree", "File", hit.source, f"line {hit.line}", f"{hit.rule}: {hit.excerpt}")
+                 for hit in scan_tree(cfg.root)]
+    return findings

@@ -7,7 +7,7 @@ import sys
 import click
 
 from gitops_tool import __version__
-from gitops_tool.cli import commands, promotion_commands, webhook_commands
+from gitops_tool.cli import commands, promotion_commands, secrets_commands, webhook_commands
 from gitops_tool.errors import GitopsError
 
 EXIT_ERROR = 1  # expected failure (GitopsError)
@@ -241,6 +241,43 @@ def webhook_register(url: str, secret_file: str | None, name: str, rotate_secret
 def demo(directory: str | None, keep: bool, serve_model: bool, output: str) -> None:
     """The whole loop on this machine: local MLflow, a local Git remote, real promotions."""
     _run(webhook_commands.demo(directory=directory, keep=keep, serve_model=serve_model, output=output))
+
+
+@cli.group()
+def secrets() -> None:
+    """Provide the platform's Secrets without putting values in Git."""
+
+
+@secrets.command("seal")
+@click.option("--env", required=True, help="Environment whose namespace the SealedSecret is bound to.")
+@click.option("--name", required=True, help="Secret name, e.g. postgres-credentials (see `secrets list`).")
+@click.option("--cert", required=True, type=click.Path(dir_okay=False),
+              help="The controller's public certificate (kubeseal --fetch-cert > cert.pem).")
+@click.option("--from-env-file", "env_file", type=click.Path(dir_okay=False), help="KEY=VALUE lines to seal.")
+@click.option("--from-literal", "literals", multiple=True, help="KEY=VALUE (visible in shell history).")
+@click.option("--scope", type=click.Choice(["strict", "namespace-wide"]), help="Default: gitops.yaml's scope.")
+@config_option
+def secrets_seal(env: str, name: str, cert: str, env_file: str | None, literals: tuple[str, ...],
+                 scope: str | None, config_path: str | None) -> None:
+    """Encrypt a Secret for the sealed-secrets controller into environments/ENV/sealed/NAME.yaml."""
+    _run(secrets_commands.seal(config=config_path, env=env, name=name, cert=cert, env_file=env_file,
+                               literals=literals, scope=scope))
+
+
+@secrets.command("htpasswd")
+@click.argument("user")
+@click.option("--bcrypt", "use_bcrypt", is_flag=True, help="bcrypt instead of apr1 (nginx accepts both).")
+@click.password_option("--password", prompt=True, confirmation_prompt=True, help="Prompted for when omitted.")
+def secrets_htpasswd(user: str, use_bcrypt: bool, password: str) -> None:
+    """Print an nginx basic-auth entry for USER (for the mlflow-basic-auth Secret's `auth` key)."""
+    _run(secrets_commands.htpasswd(user=user, password=password, algorithm="bcrypt" if use_bcrypt else "apr1"))
+
+
+@secrets.command("list")
+@config_option
+def secrets_list(config_path: str | None) -> None:
+    """The Secrets the platform reads, their keys and how each environment provides them."""
+    _run(secrets_commands.list_secrets(config=config_path))
 
 
 def main() -> None:

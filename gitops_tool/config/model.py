@@ -18,6 +18,8 @@ DEFAULT_IMAGES = {
     "gitops_tool": "ghcr.io/example-org/gitops-tool:0.1.0",
 }
 DEFAULT_MLFLOW_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
+DEFAULT_SECRETS = {"method": "external", "overrides": {}, "store": "platform-secrets",
+                   "store_kind": "ClusterSecretStore", "remote_prefix": "", "refresh_interval": "1h", "scope": "strict"}
 DEFAULT_MODEL_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 
 
@@ -36,6 +38,10 @@ class Environment:
     tls_cluster_issuer: str | None = None
     basic_auth: bool = True
     autoscaling: dict | None = None
+    secrets: dict = field(default_factory=lambda: dict(DEFAULT_SECRETS))
+
+    def secret_method(self, secret: str) -> str:
+        return self.secrets["overrides"].get(secret, self.secrets["method"])
 
 
 @dataclass(frozen=True)
@@ -127,8 +133,15 @@ def _environment(name: str, spec: dict, where: Callable) -> Environment:
             f"{where(['environments', name, 'autoscaling'])}: min_replicas {scaling['min_replicas']} "
             f"is greater than max_replicas {scaling['max_replicas']}"
         )
+    secrets = DEFAULT_SECRETS | spec.get("secrets", {})
+    methods = {secrets["method"], *secrets["overrides"].values()}
+    if "local" in methods and not name.startswith("dev"):
+        raise GitopsError(
+            f"{where(['environments', name, 'secrets'])}: method 'local' reads git-ignored files and is for dev "
+            f"environments only (names starting with 'dev'); use external or sealed for {name}"
+        )
     return Environment(
-        name=name, namespace=spec["namespace"], host=spec["host"], replicas=spec.get("replicas", 1),
+        name=name, namespace=spec["namespace"], secrets=secrets, host=spec["host"], replicas=spec.get("replicas", 1),
         resources=spec.get("resources", DEFAULT_MLFLOW_RESOURCES),
         postgres_storage=str(storage.get("postgres", "10Gi")), minio_storage=str(storage.get("minio", "20Gi")),
         storage_class=storage.get("storage_class"), tls_enabled=tls["enabled"],

@@ -35,7 +35,9 @@ def _env(cfg: Config) -> list[dict]:
         # Set per environment by the overlay (ingress host + in-cluster Service names).
         {"name": "MLFLOW_SERVER_ALLOWED_HOSTS", "value": "mlflow"},
         # One fixed key for every replica and restart, or stored webhook secrets become unreadable.
-        secret_env("MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY", "mlflow-webhook", "encryption-key"),
+        secret_env("MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY", "mlflow-keys", "webhook-encryption-key"),
+        # Flask session signing: the same key on every replica, so sessions survive load balancing.
+        secret_env("MLFLOW_FLASK_SERVER_SECRET_KEY", "mlflow-keys", "flask-secret-key"),
         # The in-cluster receiver is plain http on a private Service IP, which MLflow refuses by default.
         {"name": "MLFLOW_WEBHOOK_ALLOWED_SCHEMES", "value": "http,https"},
         {"name": "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS", "value": "true"},

@@ -14,6 +14,7 @@ from gitops_tool.config import Config, Environment
 from gitops_tool.platform.datastores import pvc_template
 from gitops_tool.platform.edge import ingress_env_patch
 from gitops_tool.platform.mlflow_server import mlflow_env_patch, mlflow_hpa
+from gitops_tool.platform.secrets import by_method, external_secret, local_files, sealed_files
 
 RELEASE_HEADER = (
     "# Owned by `gitops-tool promote`, `rollback` and `release`: one entry per model served here.\n"
@@ -49,6 +50,9 @@ def kustomization(cfg: Config, env: Environment, env_dir: Path) -> dict:
     resources = ["../../base"]
     if env.autoscaling:
         resources.append("generated/hpa.yaml")
+    if by_method(cfg, env)["external"]:
+        resources.append("generated/external-secrets.yaml")
+    resources += sealed_files(env_dir)
     patches = [{"path": f"generated/{name}"} for name in generated_patches(cfg, env)]
     patches += [{"path": path} for path in user_patches(env_dir)]
     return {
@@ -68,7 +72,16 @@ def overlay_files(cfg: Config, env: Environment, env_dir: Path) -> dict[str, lis
         files[f"generated/{name}"] = [patch]
     if env.autoscaling:
         files["generated/hpa.yaml"] = [mlflow_hpa(env)]
+    methods = by_method(cfg, env)
+    if methods["external"]:
+        files["generated/external-secrets.yaml"] = [external_secret(env, n, k) for n, k in methods["external"].items()]
     return files
+
+
+def overlay_text_files(cfg: Config, env: Environment) -> dict[str, str | list[dict]]:
+    """Files outside the Argo CD overlay: the dev-only local Secret kustomization."""
+    local = by_method(cfg, env)["local"]
+    return local_files(env, local) if local else {}
 
 
 def empty_release() -> dict:

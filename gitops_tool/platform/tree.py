@@ -11,7 +11,7 @@ from gitops_tool.platform.argocd import argocd_files
 from gitops_tool.platform.datastores import minio, postgres
 from gitops_tool.platform.edge import ingress, network_policies, service_monitor
 from gitops_tool.platform.mlflow_server import mlflow
-from gitops_tool.platform.overlay import RELEASE_HEADER, empty_release, overlay_files
+from gitops_tool.platform.overlay import RELEASE_HEADER, empty_release, overlay_files, overlay_text_files
 from gitops_tool.platform.receiver import receiver, receiver_policy
 from gitops_tool.platform.workflows import workflow_files
 from gitops_tool.platform.serving import serving_files
@@ -62,6 +62,9 @@ def generated_tree(cfg: Config) -> dict[str, str]:
     tree |= {f"argocd/{k}": v for k, v in argocd_files(cfg).items()}
     out = {path: dump_docs(docs) for path, docs in sorted(tree.items())}
     out |= {path: dump_docs([doc], header=WORKFLOW_HEADER) for path, doc in sorted(workflow_files(cfg).items())}
+    for env in cfg.environments.values():
+        for rel, body in overlay_text_files(cfg, env).items():
+            out[f"environments/{env.name}/{rel}"] = body if isinstance(body, str) else dump_docs(body)
     if cfg.receiver["enabled"]:
         out["base/receiver/gitops.yaml"] = GENERATED_HEADER + (cfg.root / "gitops.yaml").read_text(encoding="utf-8")
     out[SCHEMA_COPY] = json.dumps(json.loads(schema_text()), indent=2) + "\n"

@@ -14,6 +14,8 @@ from pathlib import Path
 from gitops_tool.errors import GitopsError
 from gitops_tool.yamlio import is_generated
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 SCHEMA_ID = "https://gitops-tool.dev/schemas/gitops.schema.json"
 
 
@@ -102,6 +104,7 @@ def _atomic_write(target: Path, text: str) -> None:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; generated files are ordinary files
         os.replace(tmp, target)
     except OSError as exc:
         raise GitopsError(f"{target}: cannot write: {exc.strerror or exc}") from None

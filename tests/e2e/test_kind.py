@@ -263,7 +263,8 @@ def platform_secrets() -> dict[str, dict[str, str]]:
         "postgres-credentials": {"POSTGRES_USER": pg_user, "POSTGRES_PASSWORD": pg_pass},
         "minio-credentials": {"MINIO_ROOT_USER": "minio-admin", "MINIO_ROOT_PASSWORD": secrets.token_urlsafe(24)},
         "mlflow-backend": {"backend-store-uri": f"postgresql://{pg_user}:{pg_pass}@postgres:5432/mlflow"},
-        "mlflow-webhook": {"encryption-key": base64.urlsafe_b64encode(os.urandom(32)).decode()},  # Fernet key
+        "mlflow-keys": {"webhook-encryption-key": base64.urlsafe_b64encode(os.urandom(32)).decode(),  # Fernet key
+                        "flask-secret-key": os.urandom(24).hex()},
         "mlflow-basic-auth": {"auth": f"admin:{{SHA}}{sha1}\n"},  # an htpasswd line nginx accepts
     }
     return values
