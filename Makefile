@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test check clean
+CHECKOV = .venv-checkov/bin/checkov
+
+.PHONY: demo test check policy clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,5 +24,13 @@ check: $(BIN)/.installed
 	$(BIN)/gitops-tool generate --check
 	$(BIN)/gitops-tool validate --schema-dir ../shared/schemas
 
+# checkov in its own virtualenv, so its pins never touch ours.
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet checkov==3.3.30
+
+policy: $(BIN)/.installed $(CHECKOV)
+	$(BIN)/python bench/policy_scan.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-checkov .pytest_cache

@@ -8,6 +8,7 @@ from pathlib import Path
 from gitops_tool.config import Config
 from gitops_tool.config.loader import schema_text
 from gitops_tool.platform.argocd import argocd_files
+from gitops_tool.platform.common import harden
 from gitops_tool.platform.datastores import minio, postgres
 from gitops_tool.platform.edge import ingress, network_policies, service_monitor
 from gitops_tool.platform.mlflow_server import mlflow
@@ -60,7 +61,8 @@ def generated_tree(cfg: Config) -> dict[str, str]:
         env_dir = cfg.env_dir(env.name)
         tree |= {f"environments/{env.name}/{k}": v for k, v in overlay_files(cfg, env, env_dir).items()}
     tree |= {f"argocd/{k}": v for k, v in argocd_files(cfg).items()}
-    out = {path: dump_docs(docs) for path, docs in sorted(tree.items())}
+    out = {path: dump_docs([harden(d) if path.startswith("base/") else d for d in docs])
+           for path, docs in sorted(tree.items())}
     out |= {path: dump_docs([doc], header=WORKFLOW_HEADER) for path, doc in sorted(workflow_files(cfg).items())}
     for env in cfg.environments.values():
         for rel, body in overlay_text_files(cfg, env).items():
