@@ -81,6 +81,11 @@ class GitRepo:
             raise GitopsError(f"{self.root} has no commits yet (HEAD is unborn)")
         return res.out.strip()
 
+    def unpushed(self, remote: str, branch: str) -> list[str]:
+        """Shas on HEAD that the (last fetched) remote branch does not have, newest first."""
+        res = self._git("rev-list", f"refs/remotes/{remote}/{branch}..HEAD")
+        return res.out.split() if res.ok else []
+
     def current_branch(self) -> str:
         res = self._git("symbolic-ref", "-q", "--short", "HEAD")
         if not res.ok:

@@ -49,6 +49,8 @@ def promote_in(ws: Workspace, req: PromotionRequest, *, schema_dir: Path | None 
         if reason := _skip_reason(target, current, req):
             result.skipped = reason
             steps.skip("edit", reason)
+            if reason == "already promoted" and req.push and not req.dry_run:
+                _push_pending(ws, target, result, steps)
             return result
         with steps.run("gates") as step:
             passed = run_gates(
@@ -150,3 +152,19 @@ def _dry_run(ws: Workspace, req: PromotionRequest, target: Target, current: Rele
             ws.repo.restore([release_dir])
     result.skipped = result.skipped or "dry run"
     return result
+
+
+def _push_pending(ws: Workspace, target: Target, result: PromotionResult, steps: Steps) -> None:
+    """A run killed after its commit but before its push left the promotion local: push it now."""
+    ws.repo.fetch(ws.remote, ws.branch)
+    pending = ws.repo.unpushed(ws.remote, ws.branch)
+    if not pending:
+        return
+    mine = [r for r in ws.repo.log_records(paths=[f"environments/{target.env}"], max_count=len(pending))
+            if r.sha in pending and r.trailers.get("Model") == target.model.name]
+    if not mine:
+        return
+    with steps.run("push pending") as step:
+        ws.repo.push(ws.remote, ws.branch)
+        result.commit, result.pushed, result.skipped = mine[0].sha, True, None
+        step.detail = f"{mine[0].sha[:12]}: {mine[0].subject} (committed earlier, not pushed)"
