@@ -21,6 +21,25 @@ API = "/api/2.0/mlflow"
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 _WEBHOOK_FIELDS = {"name", "description", "url", "events", "secret", "status"}
 _TRUE = {"1", "true", "yes", "on"}
+TIMEOUT_ENV = "GITOPS_TOOL_REGISTRY_TIMEOUT"
+DEFAULT_TIMEOUT = 10.0
+
+
+def _timeout_from_env() -> float:
+    """Per-request timeout in seconds: $GITOPS_TOOL_REGISTRY_TIMEOUT, else 10 s.
+
+    With 3 retries the worst case against a registry that never answers is
+    4 x timeout + 3.5 s of backoff (43.5 s by default)."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 600:
+        raise GitopsError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds in (0, 600]")
+    return value
 
 
 @dataclass
@@ -71,7 +90,7 @@ class RegistryClient:
     """REST client for one MLflow tracking server (registry, runs, webhooks)."""
 
     def __init__(
-        self, tracking_uri: str, *, timeout: float = 10.0, retries: int = 3, backoff: float = 0.5
+        self, tracking_uri: str, *, timeout: float | None = None, retries: int = 3, backoff: float = 0.5
     ):
         uri = (tracking_uri or "").strip().rstrip("/")
         if not uri.startswith(("http://", "https://")):
@@ -80,7 +99,7 @@ class RegistryClient:
                 hint="promotions talk to a tracking server: use http://HOST:PORT",
             )
         self.tracking_uri = uri
-        self.timeout = timeout
+        self.timeout = timeout if timeout is not None else _timeout_from_env()
         self.retries = max(0, retries)
         self.backoff = backoff
         self.attempts = 0  # requests sent so far, for diagnostics and tests
