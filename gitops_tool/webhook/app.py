@@ -181,8 +181,11 @@ class WebhookApp:
         env, reason = self.routes.route(ev)
         if env is None:
             raise Reject(200, "ignored", reason)
+        # The header is int(time.time()): up to 1 s early. Prefer the body's sub-second timestamp
+        # (signed with it) when the two agree; it feeds gitops_alias_to_commit_seconds.
+        sent = ev.sent_at if ev.sent_at is not None and abs(ev.sent_at - timestamp) < 2 else float(timestamp)
         job = Job(delivery_id, str(ev.data["name"]), str(ev.data["alias"]), str(ev.data["version"]),
-                  env, float(timestamp))
+                  env, sent)
         if not self.scheduler.put(job):
             raise Reject(503, "queue_full", f"queue full ({self.settings.queue_size} jobs); retry later")
         return job

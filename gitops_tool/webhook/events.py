@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from gitops_tool.config.model import Config
@@ -18,6 +19,7 @@ class AliasEvent:
     entity: str
     action: str
     data: dict[str, Any]
+    sent_at: float | None = None  # the body's ISO "timestamp" (microseconds), when present and zoned
 
 
 def parse(body: bytes) -> AliasEvent:
@@ -35,7 +37,18 @@ def parse(body: bytes) -> AliasEvent:
             value = data.get(key)
             if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
                 raise Malformed(f"model_version_alias.created needs data.{key} (string)")
-    return AliasEvent(entity, action, data)
+    return AliasEvent(entity, action, data, _sent_at(doc.get("timestamp")))
+
+
+def _sent_at(value: Any) -> float | None:
+    """Epoch seconds of the body's timestamp; the X-MLflow-Timestamp header has whole seconds only."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+        return when.timestamp() if when.tzinfo is not None else None
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 class AliasMap:
