@@ -280,6 +280,23 @@ def receiver_events(log_path: Path) -> list[dict]:
     return out
 
 
+def receiver_histogram(url: str) -> dict[str, float]:
+    """gitops_alias_to_commit_seconds from the receiver's /metrics: count, sum and bucket counts."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(requests.get(url + "/metrics", timeout=5).text):
+        for sample in family.samples:
+            if sample.name == "gitops_alias_to_commit_seconds_count":
+                out["count"] = sample.value
+            elif sample.name == "gitops_alias_to_commit_seconds_sum":
+                out["sum"] = sample.value
+            elif sample.name == "gitops_alias_to_commit_seconds_bucket":
+                out[f"le {sample.labels['le']}"] = sample.value
+    return out
+
+
 def log_ts(event: dict) -> float:
     from datetime import datetime
 
@@ -468,6 +485,7 @@ def main() -> int:
         if any(e.get("msg") == "job failed" or e.get("outcome") == "failed" for e in events):
             raise SystemExit(f"the receiver logged failures; see {log_path}")
 
+        hist = receiver_histogram(receiver_url)
         stop_group(receiver)
         profile, _ = profile_engine(origin, server.url, (v1, v2), args.profile_runs)
     finally:
@@ -512,6 +530,11 @@ def main() -> int:
           f"p95 {e2e_s['p95'] / fv['p95']:.1f}x")
     print(f"goal p95 <= 2 s: {'yes' if e2e_s['p95'] <= 2 else 'NO'} ({e2e_s['p95']:.3f}s);  "
           f"p95 <= 2x floor: {'yes' if ratio95 <= 2 else 'NO'} ({ratio95:.1f}x)")
+    all_e2e = [m["e2e_s"] for m in warm + moves]
+    if hist.get("count"):
+        print(f"receiver's own histogram gitops_alias_to_commit_seconds: count {hist['count']:.0f}, mean "
+              f"{hist['sum'] / hist['count']:.3f}s, <=0.5s: {hist.get('le 0.5', 0):.0f}, <=1s: {hist.get('le 1.0', 0):.0f}"
+              f"  (measured here over the same {len(all_e2e)} moves: mean {statistics.fmean(all_e2e):.3f}s)")
     print()
     print("receiver RSS (VmRSS of its process group: receiver + git/kubectl children)")
     print(f"  idle, before any job     {idle_cold / 1024:7.1f} MiB")
@@ -543,7 +566,7 @@ def main() -> int:
             "ratio_p50": ratio50, "ratio_p95": ratio95,
             "rss_kib": {"idle_cold": idle_cold, "idle_warm": idle_warm, "idle_after": idle_after,
                         "busy_p50": statistics.median(busy) if busy else None, "busy_max": max(busy) if busy else None},
-            "profile": profile}, indent=2))
+            "profile": profile, "receiver_histogram": hist}, indent=2))
     return 0
 
 
