@@ -7,7 +7,7 @@ import sys
 import click
 
 from gitops_tool import __version__
-from gitops_tool.cli import commands, promotion_commands, secrets_commands, webhook_commands
+from gitops_tool.cli import cluster_commands, commands, promotion_commands, secrets_commands, webhook_commands
 from gitops_tool.errors import GitopsError
 
 EXIT_ERROR = 1  # expected failure (GitopsError)
@@ -163,13 +163,43 @@ def history(model: str, env: str | None, config_path: str | None, output: str) -
     _run(promotion_commands.history(model, env, config=config_path, output=output))
 
 
+context_option = click.option("--context", help="kubeconfig context (default: the current one).")
+kubeconfig_option = click.option("--kubeconfig", type=click.Path(dir_okay=False),
+                                 help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster).")
+
+
 @cli.command()
+@click.option("--cluster", is_flag=True, help="Ask the cluster instead: Argo CD sync/health/revision and "
+                                              "each InferenceService's Ready condition and version.")
+@context_option
+@kubeconfig_option
 @config_option
 @output_option
 @tracking_option
-def status(config_path: str | None, output: str, tracking_uri: str | None) -> None:
+def status(cluster: bool, context: str | None, kubeconfig: str | None, config_path: str | None, output: str,
+           tracking_uri: str | None) -> None:
     """Per model and environment: the version in Git, the registry's aliases, drift and holds."""
+    if cluster:
+        _run(cluster_commands.status(config=config_path, context=context, kubeconfig=kubeconfig, output=output))
     _run(promotion_commands.status(config=config_path, output=output, tracking_uri=tracking_uri))
+
+
+@cli.command()
+@click.option("--env", required=True, help="Environment whose Git state to wait for.")
+@click.option("--model", help="Only this model (needed with --version when the env serves several).")
+@click.option("--version", "version", help="Model version the InferenceService must be annotated with "
+                                           "(default: the version Git deploys).")
+@click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(0), help="Seconds.")
+@click.option("--interval", default=5.0, show_default=True, type=click.FloatRange(0.1), help="Seconds between polls.")
+@context_option
+@kubeconfig_option
+@config_option
+@output_option
+def wait(env: str, model: str | None, version: str | None, timeout: float, interval: float, context: str | None,
+         kubeconfig: str | None, config_path: str | None, output: str) -> None:
+    """Wait until ENV's latest commit is synced by Argo CD and its InferenceServices are Ready."""
+    _run(cluster_commands.wait(env=env, model=model, version=version, timeout=timeout, interval=interval,
+                               config=config_path, context=context, kubeconfig=kubeconfig, output=output))
 
 
 @cli.command()
@@ -206,16 +236,19 @@ def webhook() -> None:
 @click.option("--github-api-url", default="https://api.github.com", show_default=True)
 @click.option("--queue-size", default=100, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--drift-interval", default=120.0, show_default=True, type=click.FloatRange(0),
+              help="Promote mode: seconds between registry/Git drift checks (the gitops_drift gauge); 0 turns "
+                   "them off.")
 @config_option
 @tracking_option
 def webhook_serve(host: str, port: int, mode: str, repo_url: str | None, branch: str | None,
                   secret_file: str | None, github_repository: str | None, github_api_url: str, queue_size: int,
-                  workers: int, config_path: str | None, tracking_uri: str | None) -> None:
+                  workers: int, drift_interval: float, config_path: str | None, tracking_uri: str | None) -> None:
     """Receive MLflow webhooks at POST /webhooks/mlflow and promote (or dispatch) alias moves."""
     _run(webhook_commands.serve(host=host, port=port, mode=mode, repo_url=repo_url, branch=branch,
                                 secret_file=secret_file, config=config_path, tracking_uri=tracking_uri,
                                 github_repository=github_repository, github_api_url=github_api_url,
-                                queue_size=queue_size, workers=workers))
+                                queue_size=queue_size, workers=workers, drift_interval=drift_interval))
 
 
 @webhook.command("register")

@@ -9,7 +9,7 @@ from gitops_tool.cli.output import out
 
 def serve(*, host: str, port: int, mode: str, repo_url: str | None, branch: str | None, secret_file: str | None,
           config: str | None, tracking_uri: str | None, github_repository: str | None, github_api_url: str,
-          queue_size: int, workers: int) -> int:
+          queue_size: int, workers: int, drift_interval: float = 120.0) -> int:
     from gitops_tool.config import find_config
     from gitops_tool.webhook.server import serve as run
     from gitops_tool.webhook.settings import ReceiverSettings, load_secrets
@@ -19,6 +19,7 @@ def serve(*, host: str, port: int, mode: str, repo_url: str | None, branch: str 
         config_path=Path(config) if config else find_config(),
         host=host, port=port, mode=mode, repo_url=repo_url, branch=branch, tracking_uri=tracking_uri,
         github_repo=github_repository, github_api_url=github_api_url, queue_size=queue_size, workers=workers,
+        drift_interval=drift_interval,
     )
     run(settings)
     return 0

@@ -12,6 +12,7 @@ from gitops_tool.platform.common import harden
 from gitops_tool.platform.datastores import minio, postgres
 from gitops_tool.platform.edge import ingress, network_policies, service_monitor
 from gitops_tool.platform.mlflow_server import mlflow
+from gitops_tool.platform.monitoring import kserve_pod_monitor, mlserver_metrics_policy, monitoring_files
 from gitops_tool.platform.overlay import RELEASE_HEADER, empty_release, overlay_files, overlay_text_files
 from gitops_tool.platform.receiver import receiver, receiver_policy
 from gitops_tool.platform.workflows import workflow_files
@@ -36,6 +37,10 @@ def base_files(cfg: Config) -> dict[str, list[dict]]:
         files["webhook-receiver.yaml"] = receiver(cfg)
         files["network-policies.yaml"].append(receiver_policy(cfg))
         files["servicemonitor.yaml"].append(service_monitor(cfg, target="receiver"))
+    if pod_monitor := kserve_pod_monitor(cfg):  # storage-mode models only: MLServer exposes metrics
+        files["servicemonitor.yaml"].append(pod_monitor)
+        files["network-policies.yaml"].append(mlserver_metrics_policy(cfg))
+    files |= monitoring_files(cfg)
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",

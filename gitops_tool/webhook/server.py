@@ -34,6 +34,7 @@ def serve(settings: ReceiverSettings) -> None:
     settings.check()
     logs.configure()
     app = create_app(settings, build_handler(settings))
+    drift = _drift_monitor(app, settings)
     server = _uvicorn_server(app, settings.host, settings.port)
     logs.event(logging.INFO, "webhook receiver starting", mode=settings.mode, host=settings.host,
                port=settings.port, workers=settings.workers, queue_size=settings.queue_size)
@@ -46,7 +47,21 @@ def serve(settings: ReceiverSettings) -> None:
         raise GitopsError(f"webhook receiver could not listen on {settings.host}:{settings.port}",
                           hint="is the port in use? see the log line above")
     app.close(0)  # no-op after the lifespan shutdown; covers a failed lifespan
+    if drift is not None:
+        drift.stop()
     logs.event(logging.INFO, "webhook receiver stopped")
+
+
+def _drift_monitor(app: WebhookApp, settings: ReceiverSettings):  # -> DriftMonitor | None
+    """Promote mode has a repo to clone: export gitops_drift from a periodic check."""
+    if settings.mode != "promote" or not settings.repo_url or settings.drift_interval <= 0:
+        return None
+    from gitops_tool.webhook.drift import DriftMonitor, clone_check
+
+    monitor = DriftMonitor(app.metrics.registry, clone_check(settings.repo_url, settings.branch,
+                                                             settings.tracking_uri), settings.drift_interval)
+    monitor.start()
+    return monitor
 
 
 @contextlib.contextmanager

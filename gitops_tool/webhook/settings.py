@@ -39,6 +39,7 @@ class ReceiverSettings:
     max_backoff: float = 60.0
     replay_capacity: int = 100_000      # delivery ids remembered (bounded memory)
     shutdown_timeout: float = 30.0      # how long an in-flight job may finish on SIGTERM
+    drift_interval: float = 120.0       # promote: seconds between registry/Git drift checks (0: off)
 
     def check(self) -> None:
         """Refuse settings ``serve`` cannot run with; the message names the fix."""
