@@ -17,6 +17,8 @@ from typing import Any
 from gitops_tool.validate.findings import format_path, schema_message
 
 MAX_ERRORS_PER_DOC = 20
+# gitops-tool's own schemas for kinds it generates that the CRD folder may lack (PrometheusRule, PodMonitor).
+PACKAGED = Path(__file__).resolve().parent / "schemas"
 _lock = threading.Lock()
 
 
@@ -90,9 +92,11 @@ def normalise(doc: Any, schema: Any) -> None:
 def check_crd(doc: dict, schema_dir: Path | None) -> list[tuple[str, str]] | None:
     """(path, message) errors; None when there is no schema for this kind (unchecked)."""
     api_version, kind = doc.get("apiVersion"), doc.get("kind")
-    if schema_dir is None or not isinstance(api_version, str) or not isinstance(kind, str):
+    if not isinstance(api_version, str) or not isinstance(kind, str):
         return None
-    path, others = schema_file(Path(schema_dir), api_version, kind)
+    path, others = schema_file(Path(schema_dir), api_version, kind) if schema_dir else (None, [])
+    if path is None and not others:
+        path, others = schema_file(PACKAGED, api_version, kind)
     if path is None and others:
         group = api_version.rpartition("/")[0]
         served = ", ".join(f"{group}/{v}" for v in others)
