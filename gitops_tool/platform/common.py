@@ -108,3 +108,36 @@ def resources(spec: dict) -> dict:
         "requests": {k: str(v) for k, v in spec["requests"].items()},
         "limits": {k: str(v) for k, v in spec["limits"].items()},
     }
+
+
+def hook_job(name: str, component: str, *, wave: str, hook: str, container: dict, backoff_limit: int,
+             extra_volumes: list[dict] | None = None) -> dict:
+    """A one-shot Argo CD hook Job (recreated on every sync), hardened like every other workload.
+
+    The container gets the shared security context and a writable /tmp; pass its own mounts beyond that.
+    """
+    meta = metadata(name, component, wave=wave, extra={
+        "argocd.argoproj.io/hook": hook,
+        "argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation",
+    })
+    container = {**container, "securityContext": container_security(),
+                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *container.get("volumeMounts", [])]}
+    return {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": meta,
+        "spec": {
+            "backoffLimit": backoff_limit,
+            "activeDeadlineSeconds": 900,
+            "ttlSecondsAfterFinished": 3600,
+            "template": {
+                "metadata": {"labels": meta["labels"]},
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security(UID["job"]),
+                    "containers": [container],
+                    "volumes": scratch_volumes("tmp") + (extra_volumes or []),
+                },
+            },
+        },
+    }

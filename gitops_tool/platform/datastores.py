@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gitops_tool.config import Config
 from gitops_tool.platform.common import (
-    UID, WAVE, container_security, metadata, pod_security, scratch_volumes, secret_env, selector,
+    UID, WAVE, container_security, hook_job, metadata, pod_security, scratch_volumes, secret_env, selector,
 )
 
 PG_PORT = 5432
@@ -143,24 +143,8 @@ def bucket_job(cfg: Config) -> dict:
         "done\n"
         f"mc mb --ignore-existing platform/{bucket}\n"
     )
-    meta = metadata("minio-create-bucket", "artifact-store", wave=WAVE["bucket"], extra={
-        "argocd.argoproj.io/hook": "Sync",
-        "argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation",
-    })
-    return {
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": meta,
-        "spec": {
-            "backoffLimit": 6,
-            "activeDeadlineSeconds": 600,
-            "ttlSecondsAfterFinished": 3600,
-            "template": {
-                "metadata": {"labels": meta["labels"]},
-                "spec": {
-                    "restartPolicy": "OnFailure",
-                    "automountServiceAccountToken": False,
-                    "securityContext": pod_security(UID["job"]),
-                    "containers": [{
+    return hook_job("minio-create-bucket", "artifact-store", wave=WAVE["bucket"], hook="Sync", backoff_limit=6,
+                    container={
                         "name": "create-bucket",
                         "image": cfg.images["minio_client"],
                         "command": ["sh", "-c", script],
@@ -171,11 +155,4 @@ def bucket_job(cfg: Config) -> dict:
                         ],
                         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
                                       "limits": {"cpu": "200m", "memory": "128Mi"}},
-                        "securityContext": container_security(),
-                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                    }],
-                    "volumes": scratch_volumes("tmp"),
-                },
-            },
-        },
-    }
+                    })

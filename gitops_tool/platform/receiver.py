@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gitops_tool.config import Config
 from gitops_tool.platform.common import (
-    UID, WAVE, container_security, labels, metadata, pod_security, scratch_volumes, secret_env, selector,
+    UID, WAVE, container_security, hook_job, labels, metadata, pod_security, scratch_volumes, secret_env, selector,
 )
 
 NAME = "gitops-webhook"
@@ -102,23 +102,8 @@ def receiver(cfg: Config) -> list[dict]:
 
 def register_job(cfg: Config) -> dict:
     """Creates or updates MLflow's webhook to point at the receiver after every sync (idempotent by name)."""
-    meta = metadata(f"{NAME}-register", "webhook-receiver", wave=WAVE["edge"], extra={
-        "argocd.argoproj.io/hook": "PostSync",
-        "argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation",
-    })
-    return {
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": meta,
-        "spec": {
-            "backoffLimit": 10,
-            "ttlSecondsAfterFinished": 3600,
-            "template": {
-                "metadata": {"labels": meta["labels"]},
-                "spec": {
-                    "restartPolicy": "OnFailure",
-                    "automountServiceAccountToken": False,
-                    "securityContext": pod_security(UID["job"]),
-                    "containers": [{
+    return hook_job(f"{NAME}-register", "webhook-receiver", wave=WAVE["edge"], hook="PostSync", backoff_limit=10,
+                    container={
                         "name": "register",
                         "image": cfg.images["gitops_tool"],
                         "command": ["gitops-tool"],
@@ -128,15 +113,9 @@ def register_job(cfg: Config) -> dict:
                                 {"name": "HOME", "value": "/tmp"}],
                         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
                                       "limits": {"cpu": "200m", "memory": "256Mi"}},
-                        "securityContext": container_security(),
-                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"},
-                                         {"name": "hmac", "mountPath": SECRET_MOUNT, "readOnly": True}],
-                    }],
-                    "volumes": scratch_volumes("tmp") + [{"name": "hmac", "secret": {"secretName": "gitops-webhook"}}],
-                },
-            },
-        },
-    }
+                        "volumeMounts": [{"name": "hmac", "mountPath": SECRET_MOUNT, "readOnly": True}],
+                    },
+                    extra_volumes=[{"name": "hmac", "secret": {"secretName": "gitops-webhook"}}])
 
 
 def receiver_policy(cfg: Config) -> dict:
