@@ -109,6 +109,16 @@ class GitRepo:
                 hint="commit or stash them first (git stash -u)",
             )
 
+    def files_under(self, paths: Sequence[PathLike]) -> set[str]:
+        """Files under ``paths`` in the index or untracked (not ignored), repo-relative."""
+        res = self._git("ls-files", "--cached", "--others", "--exclude-standard", "--", *self._rel(paths))
+        return set(res.out.split("\n")) - {""} if res.ok else set()
+
+    def tracked_at(self, rev: str, paths: Sequence[PathLike]) -> set[str]:
+        """Repo-relative paths under ``paths`` that exist in commit ``rev``."""
+        res = self._git("ls-tree", "-r", "--name-only", rev, "--", *self._rel(paths))
+        return set(res.out.split("\n")) - {""} if res.ok else set()
+
     def untracked(self, paths: Sequence[PathLike] | None = None) -> set[str]:
         return {p for xy, p in self.status(paths) if xy == "??"}
 

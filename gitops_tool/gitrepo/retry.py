@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,7 @@ def commit_and_push(
     silently clobber an untracked file that the remote started tracking)."""
     if attempts < 1:
         raise ValueError(f"attempts must be >= 1, got {attempts}")
+    _ensure_space(repo.root)
     repo.ensure_clean(include_untracked=False)
     orig = repo.head_sha()
     untracked_before = repo.untracked()
@@ -98,11 +100,28 @@ def commit_and_push(
             repo.reset_to(f"refs/remotes/{remote}/{branch}", mode="--keep")
         raise AssertionError("unreachable")  # pragma: no cover
     except BaseException as exc:
-        _rollback(repo, orig, touched, untracked_before)
+        try:
+            _rollback(repo, orig, touched, untracked_before)
+        except Exception as undo:  # noqa: BLE001 - never let the undo hide the original failure
+            raise GitopsError(
+                f"{exc}\n  and restoring {repo.root} failed too: {str(undo).splitlines()[0]}",
+                hint="check `git status` there: free space or make it writable, then `git reset --hard`",
+            ) from exc
         if isinstance(exc, GitopsError) and not (repr(remote) in str(exc) and repr(branch) in str(exc)):
             msg = f"promotion to remote {remote!r} branch {branch!r} failed: {exc.args[0]}"
             raise GitopsError(msg, retryable=exc.retryable, hint=exc.hint) from exc
         raise
+
+
+MIN_FREE_BYTES = 1024 * 1024
+
+
+def _ensure_space(root: Path) -> None:
+    """Refuse up front on a nearly full disk: once git has filled it, not even the undo can run."""
+    free = shutil.disk_usage(root).free
+    if free < MIN_FREE_BYTES:
+        raise GitopsError(f"{root}: No space left on device: {free // 1024} KiB free; committing and undoing "
+                          f"need at least {MIN_FREE_BYTES // 1024} KiB; nothing changed")
 
 
 def _rollback(repo: GitRepo, orig: str, touched: list[Path | str], untracked_before: set[str]) -> None:
@@ -111,8 +130,8 @@ def _rollback(repo: GitRepo, orig: str, touched: list[Path | str], untracked_bef
     `reset --hard orig` is safe here: tracked files were clean at the start, so
     it only discards our edits and the remote commits we reset onto. Untracked
     files are removed only if they are new and under a touched path."""
+    if touched:  # new files first (staged or not): that frees space a full disk needs for index.lock
+        known = repo.tracked_at(orig, touched) | untracked_before
+        for rel in sorted(repo.files_under(touched) - known):
+            (repo.root / rel).unlink(missing_ok=True)
     repo.reset_to(orig, mode="--hard")
-    if touched:
-        new = repo.untracked(touched) - untracked_before
-        if new:
-            repo.restore(sorted(new))

@@ -23,7 +23,7 @@ from gitops_tool.registry import RegistryClient, resolve_tracking_uri
 AUTOMATIC = ("webhook", "reconcile", "workflow")
 # Each rejected push re-runs the edit and the validation on the new tip. The gitrepo default (6)
 # runs out with 8 simultaneous writers to one branch (tests/test_promote_concurrency.py).
-PUSH_ATTEMPTS = 12
+PUSH_ATTEMPTS = 20
 
 
 def promote(req: PromotionRequest, *, branch: str | None = None, schema_dir: Path | None = None) -> PromotionResult:

@@ -11,17 +11,29 @@ from gitops_tool.kustomize.release import ReleaseEdit, plan_release_edit
 
 
 def apply_edit(env_dir: Path, edit: ReleaseEdit, root: Path) -> tuple[list[Path], str]:
-    """Write the edit; returns the changed files and a unified diff of them."""
+    """Write the edit; returns the changed files and a unified diff of them.
+
+    All-or-nothing: every file is first written beside its target, then renamed over it, so a
+    full disk or a read-only tree leaves the release files exactly as they were.
+    """
     changes = plan_release_edit(env_dir, edit)
     diff = []
     for path, text in changes.items():
         old = path.read_text(encoding="utf-8") if path.exists() else ""
         rel = path.relative_to(root).as_posix()
         diff += difflib.unified_diff(old.splitlines(True), text.splitlines(True), f"a/{rel}", f"b/{rel}")
-        try:
-            path.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise GitopsError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, text in changes.items():
+            tmp = path.with_name(f".{path.name}.gitops-tool.tmp")
+            staged.append((tmp, path))
+            tmp.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise GitopsError(f"{staged[-1][1]}: cannot write: {exc.strerror or exc}; nothing changed") from None
+    for tmp, path in staged:
+        os.replace(tmp, path)
     return list(changes), "".join(diff)
 
 

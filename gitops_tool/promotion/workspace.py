@@ -23,6 +23,24 @@ class Workspace:
     cloned: bool
 
 
+CLONE_PREFIX = "gitops-tool-"
+
+
+def sweep_stale_clones(max_age: float = 3600.0) -> int:
+    """Remove temporary clones a killed promotion left behind (SIGKILL skips the cleanup)."""
+    import time
+
+    removed = 0
+    for path in Path(tempfile.gettempdir()).glob(f"{CLONE_PREFIX}*"):
+        try:
+            if path.is_dir() and time.time() - path.stat().st_mtime > max_age:
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
 @contextmanager
 def open_workspace(config_path: Path | None = None, repo_url: str | None = None,
                    branch: str | None = None) -> Iterator[Workspace]:
@@ -33,7 +51,7 @@ def open_workspace(config_path: Path | None = None, repo_url: str | None = None,
             raise GitopsError(f"{cfg.source}: gitops.yaml must sit at the top of its Git repository ({repo.root})")
         yield Workspace(cfg, repo, cfg.remote, cfg.branch, cloned=False)
         return
-    tmp = Path(tempfile.mkdtemp(prefix="gitops-tool-"))
+    tmp = Path(tempfile.mkdtemp(prefix=CLONE_PREFIX))
     try:
         repo = GitRepo.clone(repo_url, branch or "main", tmp / "repo", depth=1)
         config = tmp / "repo" / CONFIG_FILE

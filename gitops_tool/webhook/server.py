@@ -33,6 +33,10 @@ def serve(settings: ReceiverSettings) -> None:
     """
     settings.check()
     logs.configure()
+    from gitops_tool.promotion.workspace import sweep_stale_clones
+
+    if removed := sweep_stale_clones():
+        logs.event(logging.INFO, "removed stale temporary clones", count=removed)
     app = create_app(settings, build_handler(settings))
     drift = _drift_monitor(app, settings)
     server = _uvicorn_server(app, settings.host, settings.port)
