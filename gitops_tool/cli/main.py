@@ -313,6 +313,30 @@ def secrets_list(config_path: str | None) -> None:
     _run(secrets_commands.list_secrets(config=config_path))
 
 
+@cli.group()
+def schemas() -> None:
+    """CRD schemas for `validate --schema-dir`."""
+
+
+@schemas.command("pull")
+@click.option("--context", help="kubeconfig context (default: the current one).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Default: $KUBECONFIG or ~/.kube/config.")
+@click.option("--out", "out_dir", default="schemas", show_default=True, type=click.Path(file_okay=False))
+@click.option("--group", "groups", multiple=True, help="Only these API groups (repeatable).")
+def schemas_pull(context: str | None, kubeconfig: str | None, out_dir: str, groups: tuple[str, ...]) -> None:
+    """Write JSON Schemas of the cluster's CRDs (<group>/<kind>_<version>.json) into --out."""
+    from pathlib import Path
+
+    from gitops_tool.cli.output import out
+    from gitops_tool.cluster.schemas_pull import pull
+
+    written = pull(Path(out_dir), context=context, kubeconfig=kubeconfig, groups=list(groups) or None)
+    for path in written:
+        out(f"   write  {path}")
+    out(f"{len(written)} schema(s) in {out_dir}; use: gitops-tool validate --schema-dir {out_dir}")
+    _run(0)
+
+
 def main() -> None:
     cli(prog_name="gitops-tool")
 
