@@ -22,8 +22,8 @@ import yaml
 
 from gitops_tool.cli import cluster_commands
 from gitops_tool.errors import GitopsError
-from gitops_tool.kustomize.release import ReleaseEdit, parse_image, plan_release_edit
-from tests.conftest import run_cli
+
+from tests.conftest import run_cli, write_release
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cluster"
 DIGEST = "d" * 64
@@ -104,9 +104,7 @@ def checkout(project: Path) -> dict[str, str]:
     run("add", "-A")
     run("commit", "-qm", "init")
     old = run("rev-parse", "HEAD")
-    for path, text in plan_release_edit(project / "environments/prod",
-                                        ReleaseEdit("wine-classifier", "4", image=parse_image(IMAGE))).items():
-        path.write_text(text)
+    write_release(project, "prod", "4", image=IMAGE)
     run("add", "-A")
     run("commit", "-qm", "promote wine-classifier 4 to prod")
     promoted = run("rev-parse", "HEAD")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gitops_tool.errors import GitopsError
-from gitops_tool.kustomize.release import ReleaseEdit, parse_image, plan_release_edit, read_release
+from gitops_tool.kustomize.release import read_release
 from gitops_tool.project import generate, init_project
-from tests.conftest import find, render_docs, run_cli
+from tests.conftest import find, render_docs, run_cli, write_release
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -18,9 +18,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 def _promote(root: Path, env: str, version: str, image: str) -> None:
-    edit = ReleaseEdit("wine-classifier", version, image=parse_image(image))
-    for path, text in plan_release_edit(root / "environments" / env, edit).items():
-        path.write_text(text)
+    write_release(root, env, version, image=image)
 
 
 def test_init_writes_config_and_tree(project: Path):

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gitops_tool.kustomize.release import ReleaseEdit, parse_image, plan_release_edit
 from gitops_tool.project import init_project
 from gitops_tool.validate import validate_all
-from tests.conftest import find, render_docs
+from tests.conftest import find, render_docs, write_release
 
 IMAGE = "registry.example.com/ml/wine-classifier@sha256:" + "b" * 64
 
@@ -19,9 +18,7 @@ IMAGE = "registry.example.com/ml/wine-classifier@sha256:" + "b" * 64
 def platform(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("manifests") / "platform"
     init_project(root)
-    for path, text in plan_release_edit(root / "environments/prod",
-                                        ReleaseEdit("wine-classifier", "7", image=parse_image(IMAGE))).items():
-        path.write_text(text)
+    write_release(root, "prod", "7", image=IMAGE)
     return root
 
 
@@ -151,9 +148,7 @@ def test_inference_service_storage_mode(tmp_path, schema_dir):
     config.write_text(config.read_text().replace("    mode: image\n", "    mode: storage\n"))
     from gitops_tool.project import generate
     generate(config)
-    edit = ReleaseEdit("wine-classifier", "3", storage_uri="s3://mlflow-artifacts/1/models/m-abc/artifacts")
-    for path, text in plan_release_edit(root / "environments/dev", edit).items():
-        path.write_text(text)
+    write_release(root, "dev", "3", storage_uri="s3://mlflow-artifacts/1/models/m-abc/artifacts")
     isvc = find(render_docs(root / "environments/dev"), "InferenceService", "wine-classifier")
     model = isvc["spec"]["predictor"]["model"]
     assert model["modelFormat"] == {"name": "mlflow"} and model["protocolVersion"] == "v2"

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from gitops_tool.config import load_config
-from gitops_tool.kustomize.release import ReleaseEdit, parse_image, plan_release_edit
+
 from gitops_tool.platform import monitoring
 from gitops_tool.project import generate, init_project
-from tests.conftest import find, render_docs
+from tests.conftest import find, render_docs, write_release
 
 IMAGE = "registry.example.com/ml/wine-classifier@sha256:" + "c" * 64
 PROMTOOL = shutil.which("promtool")
@@ -28,9 +28,7 @@ needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not insta
 def platform(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("monitoring") / "platform"
     init_project(root)
-    for path, text in plan_release_edit(root / "environments/prod",
-                                        ReleaseEdit("wine-classifier", "4", image=parse_image(IMAGE))).items():
-        path.write_text(text)
+    write_release(root, "prod", "4", image=IMAGE)
     return root
 
 
@@ -46,9 +44,7 @@ def storage_platform(tmp_path_factory) -> Path:
     config = root / "gitops.yaml"
     config.write_text(config.read_text().replace("    mode: image\n", "    mode: storage\n"))
     generate(config)
-    edit = ReleaseEdit("wine-classifier", "3", storage_uri="s3://mlflow-artifacts/1/models/m-abc/artifacts")
-    for path, text in plan_release_edit(root / "environments/dev", edit).items():
-        path.write_text(text)
+    write_release(root, "dev", "3", storage_uri="s3://mlflow-artifacts/1/models/m-abc/artifacts")
     return root
 
 
