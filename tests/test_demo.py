@@ -55,3 +55,22 @@ def test_demo_refuses_a_non_empty_directory(tmp_path: Path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "not empty" in result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["something"]
+
+
+def test_ctrl_c_stops_every_process_and_names_the_step(tmp_path: Path):
+    import signal
+
+    workdir = tmp_path / "demo"
+    proc = subprocess.Popen([sys.executable, "-m", "gitops_tool.cli.main", "demo", "--dir", str(workdir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (workdir / "receiver.log").exists() and time.monotonic() < deadline:  # step 3: both servers up
+        time.sleep(0.2)
+    assert (workdir / "receiver.log").exists(), "the demo never reached its receiver step"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "demo interrupted at step" in err and "stopping every process it started" in err
+    time.sleep(0.5)
+    assert _processes_mentioning(str(workdir)) == []
