@@ -130,3 +130,13 @@ def test_removed_environment_loses_only_generated_files(project: Path):
     assert not (project / "environments/dev/generated").exists()
     # promotion state is not generate's to delete
     assert (project / "environments/dev/release/kustomization.yaml").exists()
+
+
+def test_dry_run_reports_and_writes_nothing(project: Path):
+    config = project / "gitops.yaml"
+    config.write_text(config.read_text().replace("    replicas: 2\n", "    replicas: 4\n"))
+    before = _snapshot(project)
+    result = run_cli("generate", "--dry-run", cwd=project)
+    assert result.returncode == 0
+    assert "   update  environments/staging/generated/mlflow.yaml" in result.stdout
+    assert _snapshot(project) == before
