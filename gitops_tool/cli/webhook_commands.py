@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gitops_tool.cli.output import out
+from gitops_tool.errors import GitopsError
 
 
 def serve(*, host: str, port: int, mode: str, repo_url: str | None, branch: str | None, secret_file: str | None,
@@ -37,7 +38,7 @@ def register(*, url: str, secret_file: str | None, tracking_uri: str | None, con
     if config or tracking_uri is None:
         try:
             configured = load_config(Path(config) if config else find_config()).mlflow.get("tracking_uri")
-        except Exception:  # noqa: BLE001 - no gitops.yaml is fine when the URI comes from elsewhere
+        except GitopsError:  # no gitops.yaml is fine when the URI comes from elsewhere; bugs still surface
             if config:
                 raise
     uri = resolve_tracking_uri(tracking_uri, configured)

@@ -73,7 +73,8 @@ def generated_tree(cfg: Config) -> dict[str, str]:
         for rel, body in overlay_text_files(cfg, env).items():
             out[f"environments/{env.name}/{rel}"] = body if isinstance(body, str) else dump_docs(body)
     if cfg.receiver["enabled"]:
-        out["base/receiver/gitops.yaml"] = GENERATED_HEADER + (cfg.root / "gitops.yaml").read_text(encoding="utf-8")
+        # cfg.source, not root/gitops.yaml: `--config` may name another file.
+        out["base/receiver/gitops.yaml"] = GENERATED_HEADER + Path(cfg.source).read_text(encoding="utf-8")
     out[SCHEMA_COPY] = json.dumps(json.loads(schema_text()), indent=2) + "\n"
     return out
 
