@@ -110,12 +110,13 @@ tracking_option = click.option("--tracking-uri", help="MLflow tracking URI (defa
 @click.option("--branch", help="Branch to clone with --repo-url (default: main).")
 @click.option("--trigger", type=click.Choice(["manual", "workflow", "webhook", "reconcile"]), default="manual",
               help="Recorded in the commit's Trigger: trailer; automatic triggers skip holds.")
+@click.option("--delivery-id", help="Webhook delivery that asked for this promotion (the Delivery-Id: trailer).")
 @config_option
 @output_option
 @tracking_option
 def promote(ref: str, env: str | None, image_tag: str | None, no_push: bool, dry_run: bool, pr: bool, force: bool,
-            repo_url: str | None, branch: str | None, trigger: str, config_path: str | None, output: str,
-            tracking_uri: str | None) -> None:
+            repo_url: str | None, branch: str | None, trigger: str, delivery_id: str | None, config_path: str | None,
+            output: str, tracking_uri: str | None) -> None:
     """Promote REF (MODEL@ALIAS, MODEL/VERSION or models:/MODEL@ALIAS) with a Git commit."""
     from pathlib import Path
 
@@ -123,7 +124,7 @@ def promote(ref: str, env: str | None, image_tag: str | None, no_push: bool, dry
 
     req = PromotionRequest(ref=ref, env=env, image_tag=image_tag, push=not no_push, dry_run=dry_run, pr=pr,
                            force=force, tracking_uri=tracking_uri, repo_url=repo_url, trigger=trigger,
-                           config_path=Path(config_path) if config_path else None)
+                           delivery_id=delivery_id, config_path=Path(config_path) if config_path else None)
     _run(promotion_commands.promote(req, output=output, branch=branch))
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from gitops_tool import __version__
 from gitops_tool.errors import GitopsError
 
 DEFAULT_IMAGES = {
@@ -15,7 +16,7 @@ DEFAULT_IMAGES = {
     "minio": "quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z",
     "minio_client": "quay.io/minio/mc:RELEASE.2025-04-16T18-13-26Z",
     # Built from this repository's Dockerfile; publish it under your own registry.
-    "gitops_tool": "ghcr.io/example-org/gitops-tool:0.1.0",
+    "gitops_tool": f"ghcr.io/example-org/gitops-tool:{__version__}",
 }
 DEFAULT_MLFLOW_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
 DEFAULT_SECRETS = {"method": "external", "overrides": {}, "store": "platform-secrets",
@@ -78,6 +79,8 @@ class Config:
     receiver: dict[str, Any]
     environments: dict[str, Environment]
     models: dict[str, Model]
+    # How the generated workflows get gitops-tool (gitops.yaml `tool:`); see gitops_tool/platform/workflows.py.
+    tool: dict[str, Any] = field(default_factory=dict)
 
     def env(self, name: str) -> Environment:
         try:
@@ -122,6 +125,8 @@ def build_config(raw: dict, *, source: str, root: Path, line_of: Callable[[list]
         ingress_namespace=network.get("ingress_namespace", "ingress-nginx"),
         monitoring_namespace=network.get("monitoring_namespace", "monitoring"),
         images=DEFAULT_IMAGES | raw.get("images", {}), mlflow=mlflow, receiver=receiver, environments=envs, models=models,
+        tool={"package": f"gitops-tool=={__version__}", "run": "pip", "e2e_tests": None, "validate_strict": True}
+        | raw.get("tool", {}),
     )
 
 
