@@ -5,7 +5,8 @@ skips. The procedure, which is also how to try the platform on a laptop:
 
 1. create a kind cluster and install, pinned: Argo CD, ingress-nginx (kind provider: the platform's
    Ingress is Healthy only once a controller publishes its address) and the CRDs the platform uses
-   (ServiceMonitor, InferenceService - the CRDs only: nothing scrapes or serves here);
+   (ServiceMonitor, PodMonitor, PrometheusRule, InferenceService - the CRDs only: nothing scrapes or
+   serves here; tests/test_e2e_setup.py checks the list covers every CRD kind the platform renders);
 2. write a one-environment platform with `gitops-tool generate`, commit it to a bare repository
    that a Git smart-HTTP server on this machine serves to Argo CD (via the kind network's gateway);
 3. create the platform Secrets with random values (they never live in Git);
@@ -40,9 +41,11 @@ CLUSTER = "gitops-e2e"
 ARGOCD_VERSION = "v3.3.3"
 INGRESS_NGINX = ("https://raw.githubusercontent.com/kubernetes/ingress-nginx/controller-v1.12.1/"
                  "deploy/static/provider/kind/deploy.yaml")
+PROMETHEUS_OPERATOR_CRDS = ("https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/v0.80.0/"
+                            "example/prometheus-operator-crd/")
 CRDS = [
-    "https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/v0.80.0/"
-    "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml",
+    *(f"{PROMETHEUS_OPERATOR_CRDS}monitoring.coreos.com_{plural}.yaml"
+      for plural in ("servicemonitors", "podmonitors", "prometheusrules")),
     "https://raw.githubusercontent.com/kserve/kserve/v0.15.0/config/crd/full/serving.kserve.io_inferenceservices.yaml",
 ]
 ENV, NAMESPACE, MODEL, ALIAS = "dev", "mlflow-dev", "wine-classifier", "candidate"
