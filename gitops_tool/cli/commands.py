@@ -70,6 +70,9 @@ def validate(config_path: str | None, envs: list[str], schema_dir: str | None, *
     failed = bool(errors) or (bool(unchecked) and not allow_unchecked)
     out(f"{'FAILED' if failed else 'ok'}: {', '.join(dirs)}: {len(errors)} error(s), "
         f"{len(unchecked)} unchecked")
+    if unchecked and not allow_unchecked:
+        err("hint: unchecked kinds have no schema: `gitops-tool schemas pull --out schemas` writes the cluster's, "
+            "then `gitops-tool validate --schema-dir schemas`; or pass --allow-unchecked")
     return 1 if failed else 0
 
 
