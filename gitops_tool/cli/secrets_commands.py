@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gitops_tool.cli.output import out
+from gitops_tool.cli.output import out, out_json
 from gitops_tool.config import find_config, load_config
 from gitops_tool.errors import GitopsError
 
@@ -38,11 +38,17 @@ def htpasswd(*, user: str, password: str, algorithm: str) -> int:
     return 0
 
 
-def list_secrets(*, config: str | None) -> int:
+def list_secrets(*, config: str | None, output: str = "text") -> int:
     from gitops_tool.platform.common import SECRETS
     from gitops_tool.platform.secrets import required_secrets
 
     cfg = load_config(Path(config) if config else find_config())
+    if output == "json":
+        out_json({"ok": True, "secrets": [
+            {"name": name, "keys": list(keys), "used_by": SECRETS[name]["used_by"],
+             "methods": {env.name: env.secret_method(name) for env in cfg.environments.values()}}
+            for name, keys in required_secrets(cfg).items()]})
+        return 0
     for name, keys in required_secrets(cfg).items():
         methods = ", ".join(f"{env.name}={env.secret_method(name)}" for env in cfg.environments.values())
         out(f"{name:<24} keys: {', '.join(keys):<42} {methods}   ({SECRETS[name]['used_by']})")
