@@ -35,7 +35,9 @@ venv="${VENV/#\\~/$HOME}"
 # A cache hit already has this spec installed; a local checkout ('.') is reinstalled, its code changes.
 if [ ! -x "$venv/bin/gitops-tool" ] || [ "$REINSTALL" = "1" ]; then
   python -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$SPEC"
+  # --no-compile: a job imports a small part of the dependencies (kubernetes is large); Python caches
+  # the bytecode of what it imports, and actions/cache keeps it with the virtualenv.
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile "$SPEC"
 fi
 echo "$venv/bin" >>"$GITHUB_PATH"
 "$venv/bin/gitops-tool" --version
