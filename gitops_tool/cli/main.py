@@ -1,19 +1,20 @@
-"""The command line: the only module that imports click. Commands live in cli/commands.py."""
+"""The command line (cli/ is the only package that imports click). Commands live in cli/commands.py and
+the other cli/*_commands.py; the webhook, secrets and schemas groups in cli/group_commands.py."""
 
 from __future__ import annotations
-
-import sys
 
 import click
 
 from gitops_tool import __version__
-from gitops_tool.cli import cluster_commands, commands, promotion_commands, secrets_commands, webhook_commands
+from gitops_tool.cli import cluster_commands, commands, promotion_commands, webhook_commands
+from gitops_tool.cli.group_commands import GROUPS
+from gitops_tool.cli.options import OUTPUT, config_option, output_option, tracking_option
+from gitops_tool.cli.options import exit_with as _run
 from gitops_tool.cli.output import error_json
 from gitops_tool.errors import GitopsError
 
 EXIT_ERROR = 1  # expected failure (GitopsError)
 EXIT_BUG = 3    # anything else
-OUTPUT = "gitops_tool.output"  # ctx.meta key (meta is shared by every nested context): the -o of this run
 
 
 class Boundary(click.Group):
@@ -40,25 +41,6 @@ class Boundary(click.Group):
                 error_json("internal error in gitops-tool (a bug); the traceback is on stderr", exit_code=EXIT_BUG)
             click.echo("error: internal error in gitops-tool (a bug); the traceback is above", err=True)
             ctx.exit(EXIT_BUG)
-
-
-def _run(code: int) -> None:
-    sys.exit(code)
-
-
-def _remember_output(ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    ctx.meta[OUTPUT] = value  # the boundary prints failures as JSON too
-    return value
-
-
-output_option = click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text",
-                             show_default=True, callback=_remember_output, is_eager=True,
-                             help="json: one JSON document on stdout, failures included.")
-
-config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
-    help="Path to gitops.yaml (default: ./gitops.yaml or the nearest parent's).",
-)
 
 
 @click.group(cls=Boundary, context_settings={"help_option_names": ["-h", "--help"]})
@@ -117,10 +99,6 @@ def validate(config_path: str | None, envs: tuple[str, ...], schema_dir: str | N
     """Render environments (default: all) and check schemas, CRDs and the project's rules."""
     _run(commands.validate(config_path, list(envs), schema_dir, allow_unchecked=allow_unchecked, strict=strict,
                            output=output))
-
-
-tracking_option = click.option("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "
-                                                      "then gitops.yaml).")
 
 
 @cli.command()
@@ -244,55 +222,6 @@ def reconcile(dry_run: bool, no_push: bool, repo_url: str | None, branch: str | 
                                       output=output))
 
 
-@cli.group()
-def webhook() -> None:
-    """The MLflow webhook receiver and its registration."""
-
-
-@webhook.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--mode", type=click.Choice(["dispatch", "promote"]), default="promote", show_default=True,
-              help="promote: commit in a fresh clone of --repo-url; dispatch: GitHub repository_dispatch.")
-@click.option("--repo-url", help="GitOps repository to clone for each promotion (promote mode).")
-@click.option("--branch", help="Branch of --repo-url (default: main).")
-@click.option("--secret-file", type=click.Path(dir_okay=False),
-              help="File with the HMAC secret (default: $GITOPS_TOOL_WEBHOOK_SECRET). Never an argument.")
-@click.option("--github-repository", help="owner/name to send repository_dispatch to (dispatch mode).")
-@click.option("--github-api-url", default="https://api.github.com", show_default=True)
-@click.option("--queue-size", default=100, show_default=True, type=click.IntRange(1, 100000))
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
-@click.option("--drift-interval", default=120.0, show_default=True, type=click.FloatRange(0),
-              help="Promote mode: seconds between registry/Git drift checks (the gitops_drift gauge); 0 turns "
-                   "them off.")
-@config_option
-@tracking_option
-def webhook_serve(host: str, port: int, mode: str, repo_url: str | None, branch: str | None,
-                  secret_file: str | None, github_repository: str | None, github_api_url: str, queue_size: int,
-                  workers: int, drift_interval: float, config_path: str | None, tracking_uri: str | None) -> None:
-    """Receive MLflow webhooks at POST /webhooks/mlflow and promote (or dispatch) alias moves."""
-    _run(webhook_commands.serve(host=host, port=port, mode=mode, repo_url=repo_url, branch=branch,
-                                secret_file=secret_file, config=config_path, tracking_uri=tracking_uri,
-                                github_repository=github_repository, github_api_url=github_api_url,
-                                queue_size=queue_size, workers=workers, drift_interval=drift_interval))
-
-
-@webhook.command("register")
-@click.option("--url", required=True, help="The receiver's URL, e.g. http://gitops-webhook:8080/webhooks/mlflow.")
-@click.option("--secret-file", type=click.Path(dir_okay=False),
-              help="File with the HMAC secret (default: $GITOPS_TOOL_WEBHOOK_SECRET).")
-@click.option("--name", default="gitops-tool", show_default=True, help="Webhook name: the idempotency key.")
-@click.option("--rotate-secret", is_flag=True, help="Also update the stored secret of an existing webhook.")
-@config_option
-@tracking_option
-@output_option
-def webhook_register(url: str, secret_file: str | None, name: str, rotate_secret: bool, config_path: str | None,
-                     tracking_uri: str | None, output: str) -> None:
-    """Create or update the MLflow webhook for alias CREATED and DELETED events (idempotent by name)."""
-    _run(webhook_commands.register(url=url, secret_file=secret_file, tracking_uri=tracking_uri,
-                                   config=config_path, name=name, rotate=rotate_secret, output=output))
-
-
 @cli.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False), help="Work here (default: a temp dir).")
 @click.option("--keep", is_flag=True, help="Keep the directory and print how to explore it.")
@@ -303,76 +232,21 @@ def demo(directory: str | None, keep: bool, serve_model: bool, output: str) -> N
     _run(webhook_commands.demo(directory=directory, keep=keep, serve_model=serve_model, output=output))
 
 
-@cli.group()
-def secrets() -> None:
-    """Provide the platform's Secrets without putting values in Git."""
-
-
-@secrets.command("seal")
-@click.option("--env", required=True, help="Environment whose namespace the SealedSecret is bound to.")
-@click.option("--name", required=True, help="Secret name, e.g. postgres-credentials (see `secrets list`).")
-@click.option("--cert", required=True, type=click.Path(dir_okay=False),
-              help="The controller's public certificate (kubeseal --fetch-cert > cert.pem).")
-@click.option("--from-env-file", "env_file", type=click.Path(dir_okay=False), help="KEY=VALUE lines to seal.")
-@click.option("--from-literal", "literals", multiple=True, help="KEY=VALUE (visible in shell history).")
-@click.option("--scope", type=click.Choice(["strict", "namespace-wide"]), help="Default: gitops.yaml's scope.")
-@config_option
-def secrets_seal(env: str, name: str, cert: str, env_file: str | None, literals: tuple[str, ...],
-                 scope: str | None, config_path: str | None) -> None:
-    """Encrypt a Secret for the sealed-secrets controller into environments/ENV/sealed/NAME.yaml."""
-    _run(secrets_commands.seal(config=config_path, env=env, name=name, cert=cert, env_file=env_file,
-                               literals=literals, scope=scope))
-
-
-@secrets.command("htpasswd")
-@click.argument("user")
-@click.option("--bcrypt", "use_bcrypt", is_flag=True, help="bcrypt instead of apr1 (nginx accepts both).")
-@click.password_option("--password", prompt=True, confirmation_prompt=True, help="Prompted for when omitted.")
-def secrets_htpasswd(user: str, use_bcrypt: bool, password: str) -> None:
-    """Print an nginx basic-auth entry for USER (for the mlflow-basic-auth Secret's `auth` key)."""
-    _run(secrets_commands.htpasswd(user=user, password=password, algorithm="bcrypt" if use_bcrypt else "apr1"))
-
-
-@secrets.command("list")
-@config_option
-@output_option
-def secrets_list(config_path: str | None, output: str) -> None:
-    """The Secrets the platform reads, their keys and how each environment provides them."""
-    _run(secrets_commands.list_secrets(config=config_path, output=output))
-
-
-@cli.group()
-def schemas() -> None:
-    """CRD schemas for `validate --schema-dir`."""
-
-
-@schemas.command("pull")
-@click.option("--context", help="kubeconfig context (default: the current one).")
-@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Default: $KUBECONFIG or ~/.kube/config.")
-@click.option("--out", "out_dir", default="schemas", show_default=True, type=click.Path(file_okay=False))
-@click.option("--group", "groups", multiple=True, help="Only these API groups (repeatable).")
-def schemas_pull(context: str | None, kubeconfig: str | None, out_dir: str, groups: tuple[str, ...]) -> None:
-    """Write JSON Schemas of the cluster's CRDs (<group>/<kind>_<version>.json) into --out."""
-    from pathlib import Path
-
-    from gitops_tool.cli.output import out
-    from gitops_tool.cluster.schemas_pull import pull
-
-    written = pull(Path(out_dir), context=context, kubeconfig=kubeconfig, groups=list(groups) or None)
-    for path in written:
-        out(f"   write  {path}")
-    out(f"{len(written)} schema(s) in {out_dir}; use: gitops-tool validate --schema-dir {out_dir}")
-    _run(0)
-
-
 @cli.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
-    """Print the shell completion script, e.g. `eval "$(gitops-tool completion bash)"` in ~/.bashrc."""
+    """Print the shell completion script for bash, zsh or fish.
+
+    For example, in ~/.bashrc: eval "$(gitops-tool completion bash)"
+    """
     from click.shell_completion import get_completion_class
 
     complete = get_completion_class(shell)(cli, {}, "gitops-tool", "_GITOPS_TOOL_COMPLETE")
     click.echo(complete.source())
+
+
+for group in GROUPS:
+    cli.add_command(group)
 
 
 def main() -> None:
