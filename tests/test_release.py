@@ -75,6 +75,19 @@ def test_the_install_step_reuses_a_cached_virtualenv(installed: Installed, tmp_p
     assert (tmp_path / "github_path").read_text() == f"{installed.bin}\n"
 
 
+def test_the_install_step_reinstalls_a_local_checkout_without_its_dependencies(installed: Installed, tmp_path):
+    """SPEC '.' (REINSTALL=1): the code changes between runs; new dependencies come with a new cache key."""
+    from gitops_tool.platform.workflow_steps import INSTALL_SCRIPT
+    from tests.conftest import runner_env
+
+    env = runner_env(tmp_path, SPEC=str(installed.wheel), VENV=str(installed.venv), REINSTALL="1",
+                     PIP_NO_INDEX="1")  # --no-deps: nothing may be fetched
+    step = subprocess.run(["bash", "-e", "-c", INSTALL_SCRIPT], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert step.returncode == 0, step.stderr
+    assert step.stdout.strip() == f"gitops-tool, version {__version__}"
+
+
 # --- the release workflow ---------------------------------------------------------------------------
 
 def _release() -> dict:

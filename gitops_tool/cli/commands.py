@@ -33,7 +33,7 @@ def generate(config_path: str | None, *, check: bool, dry_run: bool, output: str
     result = run(_config_path(config_path), write=not (check or dry_run))
     drift = check and bool(result.changed)
     if output == "json":
-        out_json({"ok": not drift, "written": not (check or dry_run), "drift": [a.path for a in result.changed],
+        out_json({"ok": not drift, "written": not (check or dry_run), "changed": [a.path for a in result.changed],
                   "files": _actions_json(result.actions)})
         return 1 if drift else 0
     if check:

@@ -32,12 +32,16 @@ BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
 INSTALL_SCRIPT = """\
 set -euo pipefail
 venv="${VENV/#\\~/$HOME}"
-# A cache hit already has this spec installed; a local checkout ('.') is reinstalled, its code changes.
-if [ ! -x "$venv/bin/gitops-tool" ] || [ "$REINSTALL" = "1" ]; then
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile)
+# --no-compile: a job imports a small part of the dependencies (kubernetes is large); Python caches the
+# bytecode of what it imports, and actions/cache keeps it with the virtualenv.
+if [ ! -x "$venv/bin/gitops-tool" ]; then
   python -m venv "$venv"
-  # --no-compile: a job imports a small part of the dependencies (kubernetes is large); Python caches
-  # the bytecode of what it imports, and actions/cache keeps it with the virtualenv.
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile "$SPEC"
+  "${pip[@]}" "$SPEC"
+elif [ "$REINSTALL" = "1" ]; then
+  # A local checkout: its code changed since the cache was saved, its dependencies did not
+  # (pyproject.toml is part of the cache key).
+  "${pip[@]}" --no-deps --force-reinstall "$SPEC"
 fi
 echo "$venv/bin" >>"$GITHUB_PATH"
 "$venv/bin/gitops-tool" --version
