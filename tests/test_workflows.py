@@ -433,3 +433,27 @@ def test_the_schedule_costs_at_most_a_few_thousand_runs_a_month():
     minute = cron.split()[0]
     every = int(minute.split("/")[1]) if "/" in minute else 60
     assert 30 * 24 * 60 // every <= 3000, cron
+
+
+# The first release of each action whose action.yml says `using: node24` (read from the actions' tags).
+FIRST_NODE24 = {"actions/checkout": (5, 0, 0), "actions/setup-python": (6, 0, 0), "actions/cache": (5, 0, 0),
+                "actions/upload-artifact": (6, 0, 0), "actions/download-artifact": (7, 0, 0),
+                "docker/login-action": (4, 0, 0), "docker/setup-buildx-action": (4, 0, 0),
+                "docker/build-push-action": (7, 0, 0), "helm/kind-action": (1, 13, 0)}
+RELEASE_NAME = re.compile(r"\((?P<action>[\w.-]+/[\w.-]+) v(?P<version>\d+\.\d+\.\d+)\)")
+
+
+def test_every_javascript_action_is_a_release_that_runs_on_node24(workflows):
+    """Issue 14, 2.9: GitHub retires node20; the step name says which release the SHA is."""
+    release = yaml.safe_load((Path(__file__).parents[1] / ".github/workflows/release.yaml").read_text())
+    all_steps = [s for _, _, s in steps(workflows)] + [s for job in release["jobs"].values() for s in job["steps"]]
+    for step in all_steps:
+        if "uses" not in step:
+            continue
+        action = step["uses"].split("@")[0]
+        named = RELEASE_NAME.search(step["name"])
+        assert named and named["action"] == action, step["name"]
+        if action in ("pypa/gh-action-pypi-publish",):  # a Docker action: no Node runtime
+            continue
+        assert action in FIRST_NODE24, f"{action}: which release moved it to node24?"
+        assert tuple(map(int, named["version"].split("."))) >= FIRST_NODE24[action], step["name"]
