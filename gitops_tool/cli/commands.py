@@ -48,8 +48,7 @@ def render(config_path: str | None, env: str) -> int:
     from gitops_tool.kustomize.render import render as kustomize
 
     cfg = load_config(_config_path(config_path))
-    cfg.env(env)
-    out(kustomize(cfg.env_dir(env)).rstrip("\n"))
+    out(kustomize(cfg.root / cfg.target(env).rel_dir).rstrip("\n"))
     return 0
 
 
@@ -57,8 +56,8 @@ def validate(config_path: str | None, envs: list[str], schema_dir: str | None, *
     from gitops_tool.validate import validate_all
 
     cfg = load_config(_config_path(config_path))
-    names = envs or list(cfg.environments)
-    dirs = {name: cfg.env_dir(cfg.env(name).name) for name in names}
+    names = envs or [t.label for t in cfg.targets()]
+    dirs = {name: cfg.root / cfg.target(name).rel_dir for name in names}
     if not envs:  # the whole tree: the Argo CD objects too
         dirs["argocd"] = cfg.root / "argocd"
     findings = validate_all(dirs, schema_dir=Path(schema_dir) if schema_dir else None)

@@ -282,7 +282,8 @@ def secrets() -> None:
 
 
 @secrets.command("seal")
-@click.option("--env", required=True, help="Environment whose namespace the SealedSecret is bound to.")
+@click.option("--env", required=True,
+              help="Overlay whose namespace the SealedSecret is bound to: platform/<instance> or a serving environment.")
 @click.option("--name", required=True, help="Secret name, e.g. postgres-credentials (see `secrets list`).")
 @click.option("--cert", required=True, type=click.Path(dir_okay=False),
               help="The controller's public certificate (kubeseal --fetch-cert > cert.pem).")
@@ -292,7 +293,7 @@ def secrets() -> None:
 @config_option
 def secrets_seal(env: str, name: str, cert: str, env_file: str | None, literals: tuple[str, ...],
                  scope: str | None, config_path: str | None) -> None:
-    """Encrypt a Secret for the sealed-secrets controller into environments/ENV/sealed/NAME.yaml."""
+    """Encrypt a Secret for the sealed-secrets controller into ENV's overlay, sealed/NAME.yaml."""
     _run(secrets_commands.seal(config=config_path, env=env, name=name, cert=cert, env_file=env_file,
                                literals=literals, scope=scope))
 

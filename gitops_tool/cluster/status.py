@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gitops_tool.cluster.api import ClusterReader
 from gitops_tool.config import Config
+from gitops_tool.config.model import IN_CLUSTER
 from gitops_tool.errors import GitopsError
 from gitops_tool.kustomize.release import VERSION_ANNOTATION, read_release
 
@@ -28,6 +29,8 @@ class AppState:
     health: str | None = None
     revision: str | None = None
     message: str | None = None  # the last operation's message, when it failed
+    # InferenceService name -> Argo CD's health status of it (how a remote cluster's models are seen)
+    isvc_health: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,10 +70,27 @@ def read_app(reader: ClusterReader, cfg: Config, env: str) -> AppState:
         return AppState(name, found=False)
     status = doc.get("status") or {}
     op = status.get("operationState") or {}
+    isvc_health = {r.get("name"): (r.get("health") or {}).get("status") for r in status.get("resources") or []
+                   if r.get("kind") == "InferenceService"}
     return AppState(name, True, sync=(status.get("sync") or {}).get("status"),
                     health=(status.get("health") or {}).get("status"),
                     revision=(status.get("sync") or {}).get("revision"),
-                    message=op.get("message") if op.get("phase") in ("Failed", "Error") else None)
+                    message=op.get("message") if op.get("phase") in ("Failed", "Error") else None,
+                    isvc_health=isvc_health)
+
+
+def isvc_from_app(app: AppState, name: str, version: str | None) -> IsvcState:
+    """A model on another cluster than Argo CD's: its health as Argo CD reports it.
+
+    The version annotation is not in the Application's status; a Synced Application at a revision
+    that contains the promotion commit (checked separately) has applied it.
+    """
+    if name not in app.isvc_health:
+        return IsvcState(name, found=False)
+    healthy = app.isvc_health[name] == "Healthy"
+    return IsvcState(name, True, ready="True" if healthy else "False",
+                     reason=None if healthy else f"Argo CD health {app.isvc_health[name]}",
+                     version=version if app.sync == "Synced" else None)
 
 
 def read_isvc(reader: ClusterReader, namespace: str, name: str) -> IsvcState:
@@ -125,7 +145,7 @@ def expected_versions(cfg: Config, env: str, model: str | None, version: str | N
 
 def check_env(reader: ClusterReader, cfg: Config, env: str, wanted: dict[str, str | None]) -> EnvLive:
     """One look at the cluster; ``problems`` names everything that is not live yet."""
-    namespace = cfg.env(env).namespace
+    namespace, cluster = cfg.env(env).namespace, cfg.env(env).cluster
     state = EnvLive(env, namespace, latest_env_commit(cfg.root, env), read_app(reader, cfg, env), expected=wanted)
     app = state.app
     if not app.found:
@@ -139,7 +159,9 @@ def check_env(reader: ClusterReader, cfg: Config, env: str, wanted: dict[str, st
         state.problems.append(f"Application {app.name} health is {app.health or 'unknown'}")
     _check_revision(state, cfg.root)
     for name, version in wanted.items():
-        isvc = state.isvcs[name] = read_isvc(reader, namespace, name)
+        remote = cluster.name != IN_CLUSTER  # this reader talks to Argo CD's cluster
+        isvc = isvc_from_app(app, name, version) if remote else read_isvc(reader, namespace, name)
+        state.isvcs[name] = isvc
         state.problems += _isvc_problems(isvc, namespace, version)
     return state
 
