@@ -35,15 +35,18 @@ def test_version():
 
 
 def test_render_prints_kustomize_output(project: Path):
-    result = run_cli("render", "dev", cwd=project)
+    result = run_cli("render", "platform/main", cwd=project)
     assert result.returncode == 0
-    assert "kind: StatefulSet" in result.stdout and "namespace: mlflow-dev" in result.stdout
+    assert "kind: StatefulSet" in result.stdout and "namespace: mlflow\n" in result.stdout
+    serving = run_cli("render", "dev", cwd=project)
+    assert serving.returncode == 0 and "namespace: models-dev" in serving.stdout
+    assert "kind: StatefulSet" not in serving.stdout  # a serving overlay runs no MLflow stack
 
 
 def test_render_unknown_env(project: Path):
     result = run_cli("render", "qa", cwd=project)
     assert result.returncode == 1
-    assert "environment 'qa' is not defined (known: dev, staging, prod)" in result.stderr
+    assert "no platform instance or environment 'qa' (known: platform/main, dev, staging, prod)" in result.stderr
 
 
 def test_kustomize_failure_shows_its_stderr_and_exits_1(project: Path):
@@ -56,23 +59,23 @@ def test_kustomize_failure_shows_its_stderr_and_exits_1(project: Path):
 
 
 def test_validate_finding_format_and_exit(project: Path, schema_dir: Path):
-    patch = project / "environments/staging/patches/typo.yaml"
+    patch = project / "environments/platform/main/patches/typo.yaml"
     patch.parent.mkdir()
     patch.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: mlflow\nspec:\n  replicaz: 3\n")
     assert run_cli("generate", cwd=project).returncode == 0
     result = run_cli("validate", "--schema-dir", str(schema_dir), cwd=project)
     assert result.returncode == 1
-    lines = [line for line in result.stdout.splitlines() if line.startswith("staging: ")]
-    assert lines and lines[0].startswith("staging: Deployment/mlflow: ")
+    lines = [line for line in result.stdout.splitlines() if line.startswith("platform/main: ")]
+    assert lines and lines[0].startswith("platform/main: Deployment/mlflow: ")
     assert "replicaz" in lines[0]
-    assert "dev: " not in result.stdout.replace("FAILED: dev", "")
+    assert "dev: " not in result.stdout.replace("FAILED: platform/main, dev", "")
 
 
 def test_validate_reports_unchecked_crds_without_schemas(project: Path):
-    result = run_cli("validate", "dev", cwd=project)
+    result = run_cli("validate", "platform/main", cwd=project)
     assert result.returncode == 1
-    assert "dev: ServiceMonitor/mlflow: apiVersion: unchecked: no schema" in result.stdout
-    assert run_cli("validate", "dev", "--allow-unchecked", cwd=project).returncode == 0
+    assert "platform/main: ServiceMonitor/mlflow: apiVersion: unchecked: no schema" in result.stdout
+    assert run_cli("validate", "platform/main", "--allow-unchecked", cwd=project).returncode == 0
 
 
 def test_internal_errors_exit_3(tmp_path: Path):

@@ -9,7 +9,7 @@ import yaml
 from gitops_tool.validate import validate_environment
 from tests.conftest import REPO_ROOT
 
-RULE = yaml.safe_load((REPO_ROOT / "base/prometheusrule.yaml").read_text())
+RULE = yaml.safe_load((REPO_ROOT / "base/platform/prometheusrule.yaml").read_text())
 
 
 def _check(doc: dict) -> list[str]:
