@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from gitops_tool import __version__
 from gitops_tool.config import CONFIG_FILE, Config, load_config
 from gitops_tool.errors import GitopsError
 from gitops_tool.platform.tree import MANAGED_DIRS, create_once_tree, generated_tree
@@ -39,15 +41,43 @@ def starter_config() -> str:
     return resources.files("gitops_tool.templates").joinpath("gitops.yaml").read_text()
 
 
-def init_project(directory: Path, *, repo_url: str | None = None) -> GenerateResult:
+STARTER_REPO_URL = "https://github.com/example-org/mlflow-gitops.git"
+STARTER_REGISTRY = "registry.example.com/ml"
+STARTER_DOMAIN = "example.com"
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_REGISTRY = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$")
+
+
+def starter_text(*, repo_url: str | None = None, registry: str | None = None, domain: str | None = None) -> str:
+    """The starter gitops.yaml with the given real values in place of its placeholders."""
+    text = starter_config()
+    if repo_url:
+        text = text.replace(STARTER_REPO_URL, repo_url, 1)
+    if registry:
+        registry = registry.rstrip("/")
+        if not _REGISTRY.match(registry):
+            raise GitopsError(f"--registry {registry!r}: not a registry path such as ghcr.io/acme")
+        text = text.replace(STARTER_REGISTRY, registry)
+        # The receiver and Job image: build it with the Dockerfile (or the release workflow) and push it there.
+        text = text.replace("\nargocd:\n", f"\nimages:\n  gitops_tool: {registry}/gitops-tool:{__version__}\n"
+                            "\nargocd:\n", 1)
+    if domain:
+        if not _DOMAIN.match(domain):
+            raise GitopsError(f"--host {domain!r}: not a domain name such as ml.acme.io")
+        text = re.sub(rf"(host: mlflow(?:\.[a-z0-9-]+)?)\.{re.escape(STARTER_DOMAIN)}\b", rf"\1.{domain}", text)
+    # The generated workflows install exactly this release (see `tool.package` in gitops.schema.json).
+    return text.replace("\nargocd:\n", "\ntool:\n  # How the generated workflows install gitops-tool (a pip requirement).\n"
+                        f"  package: gitops-tool=={__version__}\n\nargocd:\n", 1)
+
+
+def init_project(directory: Path, *, repo_url: str | None = None, registry: str | None = None,
+                 domain: str | None = None) -> GenerateResult:
     """Write the starter gitops.yaml for the wine-classifier example and generate the tree."""
+    text = starter_text(repo_url=repo_url, registry=registry, domain=domain)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / CONFIG_FILE
     if target.exists():
         raise GitopsError(f"{target}: already exists; init never overwrites it", hint="run `gitops-tool generate`")
-    text = starter_config()
-    if repo_url:
-        text = text.replace("https://github.com/example-org/mlflow-gitops.git", repo_url, 1)
     target.write_text(text, encoding="utf-8")
     try:
         return generate(target)

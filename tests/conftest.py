@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,60 @@ def write_release(root: Path, env: str, version: str, *, image: str | None = Non
     edit = ReleaseEdit(model, version, image=parse_image(image) if image else None, storage_uri=storage_uri)
     for path, text in plan_release_edit(root / "environments" / env, edit).items():
         path.write_text(text)
+
+
+# -- the released artifact --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Installed:
+    """The wheel and sdist `python -m build` made, and a fresh virtualenv with the wheel installed."""
+
+    dist: Path
+    wheel: Path
+    sdist: Path
+    venv: Path
+
+    @property
+    def bin(self) -> Path:
+        return self.venv / "bin"
+
+
+def runner_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """What a GitHub-hosted runner gives a step: the files GITHUB_OUTPUT, GITHUB_PATH, ... (a stand-in)."""
+    for name in ("output", "path", "summary"):
+        (tmp / f"github_{name}").touch()
+    python_dir = tmp / "python-on-path"  # setup-python puts `python` on PATH
+    python_dir.mkdir(exist_ok=True)
+    if not (python_dir / "python").exists():
+        (python_dir / "python").symlink_to(sys.executable)
+    env = {"PATH": f"{python_dir}:/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", str(tmp)),
+           "GITHUB_OUTPUT": str(tmp / "github_output"), "GITHUB_PATH": str(tmp / "github_path"),
+           "GITHUB_STEP_SUMMARY": str(tmp / "github_summary"), "GITHUB_EVENT_NAME": "workflow_dispatch",
+           "GITHUB_REF": "refs/heads/main", "LANG": "C.UTF-8"}
+    for key in ("PIP_FIND_LINKS", "PIP_CERT", "PIP_DEFAULT_TIMEOUT", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL",
+                "PIP_CONFIG_FILE"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env | extra
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory) -> Installed:
+    """`python -m build` (the sdist, then the wheel built from the sdist), installed into a fresh virtualenv
+    by the generated workflows' own install step (its cache-miss path)."""
+    from gitops_tool.platform.workflow_steps import INSTALL_SCRIPT
+
+    tmp = tmp_path_factory.mktemp("release")
+    dist = tmp / "dist"
+    built = subprocess.run([sys.executable, "-m", "build", "--outdir", str(dist), str(REPO_ROOT)],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    (wheel,), (sdist,) = list(dist.glob("*.whl")), list(dist.glob("*.tar.gz"))
+    venv = tmp / "venv"
+    env = runner_env(tmp, SPEC=str(wheel), VENV=str(venv), REINSTALL="0")
+    step = subprocess.run(["bash", "-e", "-c", INSTALL_SCRIPT], cwd=tmp, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert step.returncode == 0, step.stdout[-3000:] + step.stderr[-3000:]
+    assert (tmp / "github_path").read_text() == f"{venv}/bin\n"
+    return Installed(dist, wheel, sdist, venv)

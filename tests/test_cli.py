@@ -71,11 +71,23 @@ def test_validate_finding_format_and_exit(project: Path, schema_dir: Path):
     assert "dev: " not in result.stdout.replace("FAILED: platform/main, dev", "")
 
 
-def test_validate_reports_unchecked_crds_without_schemas(project: Path):
-    result = run_cli("validate", "platform/main", cwd=project)
+def test_validate_passes_after_init_with_the_packaged_schemas(project: Path):
+    result = run_cli("validate", cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 error(s), 0 unchecked" in result.stdout
+
+
+def test_validate_reports_kinds_without_schemas_and_says_what_to_do(project: Path):
+    patches = project / "environments" / "dev" / "patches"
+    patches.mkdir(exist_ok=True)
+    (patches / "widget.yaml").write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")
+    kustomization = project / "environments" / "dev" / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace("  - ../../base/serving\n", "  - ../../base/serving\n  - patches/widget.yaml\n"))
+    result = run_cli("validate", "dev", cwd=project)
     assert result.returncode == 1
-    assert "platform/main: ServiceMonitor/mlflow: apiVersion: unchecked: no schema" in result.stdout
-    assert run_cli("validate", "platform/main", "--allow-unchecked", cwd=project).returncode == 0
+    assert "dev: Widget/w: apiVersion: unchecked: no schema for example.com/v1 Widget" in result.stdout
+    assert "gitops-tool schemas pull" in result.stderr and "--allow-unchecked" in result.stderr
+    assert run_cli("validate", "dev", "--allow-unchecked", cwd=project).returncode == 0
 
 
 def test_internal_errors_exit_3(tmp_path: Path):

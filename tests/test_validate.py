@@ -280,13 +280,17 @@ def test_unknown_crd_kind_is_unchecked_not_passed(schemas: Path) -> None:
     text = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 3}\n"
     (finding,) = check(text, schemas)
     assert finding.severity == UNCHECKED
-    assert finding.message == f"unchecked: no schema for example.com/v1 Widget in {schemas}"
+    assert finding.message == f"unchecked: no schema for example.com/v1 Widget in {schemas} or packaged with gitops-tool"
 
 
-def test_crd_without_schema_dir_is_unchecked() -> None:
-    (finding,) = check(ISVC_IMAGE, None)
+def test_without_a_schema_dir_the_packaged_crd_schemas_check() -> None:
+    assert check(ISVC_IMAGE, None) == []
+    findings = check(ISVC_IMAGE.replace("predictor:", "predicter:"), None)
+    assert findings and all(f.severity == "error" for f in findings)
+    assert any("'predicter' was unexpected" in f.message for f in findings)
+    (finding,) = check("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n", None)
     assert finding.severity == UNCHECKED
-    assert "no schema for serving.kserve.io/v1beta1 InferenceService" in finding.message
+    assert finding.message.endswith("Widget (none packaged with gitops-tool, no --schema-dir given)")
 
 
 def test_unserved_crd_version_is_an_error(schemas: Path) -> None:

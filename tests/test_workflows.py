@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from gitops_tool.config import Config, load_config_text
-from gitops_tool.platform.workflows import PLAN_SCRIPT, workflow_files
+from gitops_tool.platform.workflow_scripts import PLAN_SCRIPT
+from gitops_tool.platform.workflows import workflow_files
 from gitops_tool.project import starter_config
 from gitops_tool.yamlio import dump_docs
 
@@ -34,6 +35,22 @@ def storage_only() -> Config:
 
 def on_ghcr() -> Config:
     return config(starter_config().replace("registry.example.com/ml/", "ghcr.io/example-org/"))
+
+
+TOOL_CHECKOUT = 'tool:\n  package: "."\n  e2e_tests: tests/e2e\n  validate_strict: false\n'
+
+
+def with_tool(text: str) -> Config:
+    return config(starter_config().replace("\nmlflow:\n", f"\n{text}\nmlflow:\n", 1))
+
+
+def tool_checkout() -> Config:
+    """Like this repository's gitops.yaml: the tool is the checkout, and it has end-to-end tests."""
+    return with_tool(TOOL_CHECKOUT)
+
+
+def in_image() -> Config:
+    return with_tool("tool:\n  run: image\n")
 
 
 def written(cfg: Config, folder: Path) -> dict[str, Path]:
@@ -75,7 +92,8 @@ def scripts(workflows: dict[str, dict]):
             yield f"{rel} {job_id} {step.get('name')!r}", step["run"]
 
 
-ALL_CONFIGS = {"starter": config, "storage": storage_only, "ghcr": on_ghcr}
+ALL_CONFIGS = {"starter": config, "storage": storage_only, "ghcr": on_ghcr, "checkout": tool_checkout,
+               "image": in_image}
 
 
 @pytest.fixture(params=list(ALL_CONFIGS))
@@ -87,8 +105,10 @@ def workflows(request, tmp_path: Path) -> dict[str, dict]:
 
 @pytest.mark.parametrize("make", list(ALL_CONFIGS.values()), ids=list(ALL_CONFIGS))
 def test_every_workflow_passes_githubs_schema(make, tmp_path: Path):
-    paths = written(make(), tmp_path)
-    assert set(paths) == {f".github/workflows/{n}.yaml" for n in ("promote", "reconcile", "validate", "e2e-kind")}
+    cfg = make()
+    paths = written(cfg, tmp_path)
+    names = ("promote", "reconcile", "validate") + (("e2e-kind",) if cfg.tool["e2e_tests"] else ())
+    assert set(paths) == {f".github/workflows/{n}.yaml" for n in names}
     result = check_schema(*paths.values())
     assert result.returncode == 0, result.stdout + result.stderr
     for path in paths.values():
@@ -116,7 +136,8 @@ def test_permissions_are_empty_at_the_top_and_granted_per_job(workflows):
             if granted:
                 writers[f"{rel.rsplit('/', 1)[1]}:{job_id}"] = granted
     build = writers.pop("promote.yaml:build", set())
-    assert writers == {"promote.yaml:promote": {"contents"}, "reconcile.yaml:reconcile": {"contents"}}
+    # reconcile commits nothing: it starts promote.yaml for each drift (actions: write).
+    assert writers == {"promote.yaml:promote": {"contents"}, "reconcile.yaml:reconcile": {"actions"}}
     assert build <= {"packages"}
 
 def test_only_a_ghcr_build_may_write_packages(tmp_path: Path):
@@ -224,12 +245,15 @@ def test_image_build_skips_existing_tags_and_builds_with_mlflow():
     assert build["if"] == "needs.plan.outputs.mode == 'image'"
 
 
-def test_validate_runs_check_validate_and_tests_without_e2e():
+def test_validate_runs_check_and_strict_validate_and_tests_only_in_the_tools_checkout():
     job = workflow_files(config())[".github/workflows/validate.yaml"]["jobs"]["validate"]
     runs = "\n".join(s.get("run", "") for s in job["steps"])
-    assert "gitops-tool generate --check" in runs and "--allow-unchecked" in runs
-    assert "--ignore=tests/e2e" in runs
-    assert job["steps"][-2]["env"] == {"SCHEMA_DIR": "${{ vars.GITOPS_TOOL_SCHEMA_DIR }}"}
+    assert "gitops-tool generate --check" in runs and "--strict" in runs and "--allow-unchecked" not in runs
+    assert "pytest" not in runs  # a team's repository has no tests
+    assert job["steps"][-1]["env"] == {"SCHEMA_DIR": "${{ vars.GITOPS_TOOL_SCHEMA_DIR }}", "STRICT": "1"}
+    own = workflow_files(tool_checkout())[".github/workflows/validate.yaml"]["jobs"]["validate"]
+    assert own["steps"][-1]["run"] == "python -m pytest -q --ignore=tests/e2e\n"
+    assert own["steps"][-2]["env"]["STRICT"] == "0"
 
 
 @pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck is not installed")
@@ -247,11 +271,13 @@ def test_scripts_pass_shellcheck(workflows, tmp_path: Path):
 needs_jq = pytest.mark.skipif(not (shutil.which("jq") and shutil.which("bash")), reason="needs bash and jq")
 
 
-def run_plan(tmp_path: Path, cfg: Config | None = None, **values: str) -> tuple[int, dict, str]:
+def run_plan(tmp_path: Path, cfg: Config | None = None, event: str = "repository_dispatch",
+             github_ref: str = "refs/heads/main", **values: str) -> tuple[int, dict, str]:
     step = workflow_files(cfg or config())[".github/workflows/promote.yaml"]["jobs"]["plan"]["steps"][0]
     env = {"PATH": os.environ["PATH"], "GITHUB_OUTPUT": str(tmp_path / "out"),
            "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"), "PLATFORM": step["env"]["PLATFORM"],
-           "AUTO_ENV": step["env"]["AUTO_ENV"]}
+           "AUTO_ENV": step["env"]["AUTO_ENV"], "BRANCH": step["env"]["BRANCH"],
+           "GITHUB_EVENT_NAME": event, "GITHUB_REF": github_ref}
     env |= {key: values.get(key.lower(), "") for key in ("MODEL", "ALIAS", "VERSION", "ENVIRONMENT", "DELIVERY_ID")}
     result = subprocess.run(["bash", "-e", "-c", PLAN_SCRIPT], env=env, cwd=tmp_path, capture_output=True,
                             text=True, timeout=30)
@@ -265,7 +291,7 @@ def test_plan_maps_an_alias_to_its_environment(tmp_path: Path):
     code, out, log = run_plan(tmp_path, model="wine-classifier", alias="champion", delivery_id="d-1")
     assert code == 0, log
     assert out == {"ref": "wine-classifier@champion", "environment": "prod", "model": "wine-classifier",
-                   "registered_model": "wine-classifier", "mode": "image"}
+                   "registered_model": "wine-classifier", "mode": "image", "delivery_id": "d-1"}
     assert "delivery d-1" in (tmp_path / "summary").read_text()
 
 
@@ -303,3 +329,107 @@ def test_flag_parser_sees_flags_after_line_continuations():
     script = 'gitops-tool promote "$REF" \\\n  --env x ${IMAGE:+--image-tag "$IMAGE"} | tee --append f\n'
     ((_, rest),) = list(_invocations(script))
     assert FLAG.findall(rest.split("|")[0]) == ["--env", "--image-tag"]
+
+
+@needs_jq
+def test_a_dispatch_with_alias_and_version_promotes_the_alias(tmp_path: Path):
+    """Issue 14, 2.4: the receiver sends both; pinning the version dropped the Alias trailer and let an
+    older alias move land last. The alias is resolved when the promotion runs: the newest state wins."""
+    code, out, log = run_plan(tmp_path, model="wine-classifier", alias="champion", version="3", delivery_id="d-9")
+    assert code == 0, log
+    assert out["ref"] == "wine-classifier@champion" and out["environment"] == "prod" and out["delivery_id"] == "d-9"
+    promote = workflow_files(config())[".github/workflows/promote.yaml"]["jobs"]["promote"]["steps"][-1]
+    assert promote["env"]["DELIVERY_ID"] == "${{ needs.plan.outputs.delivery_id }}"
+    assert '--delivery-id "$DELIVERY_ID"' in promote["run"]
+
+
+@needs_jq
+@pytest.mark.parametrize("delivery", ["$(id)", "a b", "x" * 129])
+def test_plan_refuses_a_delivery_id_that_is_not_one(tmp_path: Path, delivery: str):
+    code, out, log = run_plan(tmp_path, model="wine-classifier", alias="champion", delivery_id=delivery)
+    assert code == 1 and out == {} and "is not a delivery id" in log
+
+
+@needs_jq
+def test_a_manual_run_from_another_branch_is_refused(tmp_path: Path):
+    """Issue 14, 2.6: workflow_dispatch runs the other branch's workflow; promotions commit to main."""
+    code, out, log = run_plan(tmp_path, event="workflow_dispatch", github_ref="refs/heads/feature",
+                              model="wine-classifier", alias="champion")
+    assert code == 1 and out == {}
+    assert "run this workflow from main (it was started from refs/heads/feature)" in log
+    (tmp_path / "out").unlink(missing_ok=True)
+    code, out, _ = run_plan(tmp_path, event="workflow_dispatch", github_ref="refs/heads/main",
+                            model="wine-classifier", alias="champion")
+    assert code == 0 and out["ref"] == "wine-classifier@champion"
+
+
+def test_jobs_that_commit_check_out_the_branch_tip_with_history(workflows):
+    """Issue 14, 2.2: the default checkout is the event's commit at depth 1."""
+    promote = workflows[".github/workflows/promote.yaml"]["jobs"]
+    checkout = promote["promote"]["steps"][0]
+    assert checkout["uses"].startswith("actions/checkout@") and checkout["with"] == {"ref": "main", "fetch-depth": 0}
+    assert workflows[".github/workflows/reconcile.yaml"]["jobs"]["reconcile"]["steps"][0]["with"]["ref"] == "main"
+    if "build" in promote:
+        assert promote["build"]["steps"][0]["with"]["ref"] == "main"
+
+
+def test_every_script_runs_with_errexit_and_pipefail(workflows):
+    """Issue 14, 2.3: `reconcile | tee` without pipefail reported success when reconcile failed."""
+    for wf in workflows.values():
+        assert wf["defaults"] == {"run": {"shell": "bash"}}  # -eo pipefail; a container job would use sh
+    for where, script in scripts(workflows):
+        if "|" in script.replace("||", "") or "\n" in script.strip():
+            assert script.startswith("set -euo pipefail\n"), where
+
+
+def test_the_e2e_filter_covers_the_tool_when_it_is_the_checkout():
+    """Issue 14, 2.7: a change to gitops_tool/ or pyproject.toml changes what the e2e run deploys."""
+    paths = workflow_files(tool_checkout())[".github/workflows/e2e-kind.yaml"]["on"]["pull_request"]["paths"]
+    assert {"gitops_tool/**", "pyproject.toml", "tests/e2e/**", "gitops.yaml"} <= set(paths)
+    assert ".github/workflows/e2e-kind.yaml" not in workflow_files(config())  # a team's repo has no tests/e2e
+
+
+def test_the_tool_comes_from_gitops_yaml_and_is_cached_by_its_spec():
+    """Issue 14, 2 and 2.9: no `pip install .` (a team's repo has no pyproject.toml); one install per spec."""
+    def install(cfg: Config, job: str = "reconcile", wf: str = "reconcile") -> tuple[dict, dict]:
+        steps_ = workflow_files(cfg)[f".github/workflows/{wf}.yaml"]["jobs"][job]["steps"]
+        cache = next(s for s in steps_ if s.get("uses", "").startswith("actions/cache@"))
+        return cache, next(s for s in steps_ if s["name"] == "Install gitops-tool")
+
+    from gitops_tool import __version__
+
+    cache, step = install(config())
+    assert step["env"]["SPEC"] == f"gitops-tool=={__version__}" and step["env"]["REINSTALL"] == "0"
+    assert cache["with"]["path"] == step["env"]["VENV"]
+    pinned, git_url = with_tool("tool:\n  package: gitops-tool==9.9.9\n"), with_tool(
+        "tool:\n  package: git+https://github.com/acme/gitops-tool@v9.9.9\n")
+    assert install(pinned)[1]["env"]["SPEC"] == "gitops-tool==9.9.9"
+    assert install(pinned, "build", "promote")[1]["env"]["SPEC"] == "gitops-tool[mlflow]==9.9.9"
+    assert install(git_url, "build", "promote")[1]["env"]["SPEC"] == (
+        "gitops-tool[mlflow] @ git+https://github.com/acme/gitops-tool@v9.9.9")
+    keys = {install(c)[0]["with"]["key"] for c in (config(), pinned, git_url)}
+    assert len(keys) == 3  # a new spec is a new virtualenv
+    own_cache, own = install(tool_checkout())
+    assert own["env"]["SPEC"] == "." and own["env"]["REINSTALL"] == "1"
+    assert own_cache["with"]["key"].endswith("-${{ hashFiles('pyproject.toml') }}")
+    for _, _, s in steps({k: v for k, v in workflow_files(config()).items()}):
+        assert s.get("with", {}).get("cache") is None  # setup-python's pip cache needs a requirements file
+
+
+def test_the_image_mode_runs_jobs_in_images_gitops_tool():
+    cfg = in_image()
+    files = workflow_files(cfg)
+    for wf, job in (("reconcile", "reconcile"), ("validate", "validate"), ("promote", "promote")):
+        spec = files[f".github/workflows/{wf}.yaml"]["jobs"][job]
+        assert spec["container"]["image"] == cfg.images["gitops_tool"], wf
+        assert not any("Install gitops-tool" == s["name"] for s in spec["steps"]), wf
+    build = files[".github/workflows/promote.yaml"]["jobs"]["build"]
+    assert "container" not in build and any(s["name"] == "Install gitops-tool" for s in build["steps"])
+
+
+def test_the_schedule_costs_at_most_a_few_thousand_runs_a_month():
+    """Issue 14, 2.9: every 5 minutes was ~8,600 runs (and installs) a month."""
+    cron = workflow_files(config())[".github/workflows/reconcile.yaml"]["on"]["schedule"][0]["cron"]
+    minute = cron.split()[0]
+    every = int(minute.split("/")[1]) if "/" in minute else 60
+    assert 30 * 24 * 60 // every <= 3000, cron

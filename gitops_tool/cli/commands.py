@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gitops_tool.cli.output import err, out
+from gitops_tool.cli.output import err, out, out_json
 from gitops_tool.config import find_config, load_config
 
 
@@ -12,20 +12,30 @@ def _config_path(path: str | None) -> Path:
     return Path(path) if path else find_config()
 
 
-def init(directory: str, repo_url: str | None) -> int:
+def init(directory: str, repo_url: str | None, *, registry: str | None = None, domain: str | None = None,
+         output: str = "text") -> int:
     from gitops_tool.project import init_project
 
-    result = init_project(Path(directory), repo_url=repo_url)
+    result = init_project(Path(directory), repo_url=repo_url, registry=registry, domain=domain)
+    if output == "json":
+        out_json({"ok": True, "config": str(Path(directory) / "gitops.yaml"), "files": _actions_json(result.actions),
+                  "next": f"cd {directory} && gitops-tool validate"})
+        return 0
     out(f"{'create':>9}  gitops.yaml")
     _report(result.actions)
     out(f"\nNext: cd {directory} && gitops-tool validate")
     return 0
 
 
-def generate(config_path: str | None, *, check: bool, dry_run: bool) -> int:
+def generate(config_path: str | None, *, check: bool, dry_run: bool, output: str = "text") -> int:
     from gitops_tool.project import generate as run
 
     result = run(_config_path(config_path), write=not (check or dry_run))
+    drift = check and bool(result.changed)
+    if output == "json":
+        out_json({"ok": not drift, "written": not (check or dry_run), "drift": [a.path for a in result.changed],
+                  "files": _actions_json(result.actions)})
+        return 1 if drift else 0
     if check:
         for action in result.changed:
             out(action.diff())
@@ -36,6 +46,10 @@ def generate(config_path: str | None, *, check: bool, dry_run: bool) -> int:
         return 0
     _report(result.actions)
     return 0
+
+
+def _actions_json(actions) -> list[dict]:
+    return [{"path": a.path, "action": a.action} for a in actions if a.action != "keep"]
 
 
 def _report(actions) -> None:
@@ -52,23 +66,36 @@ def render(config_path: str | None, env: str) -> int:
     return 0
 
 
-def validate(config_path: str | None, envs: list[str], schema_dir: str | None, *, allow_unchecked: bool) -> int:
-    from gitops_tool.validate import validate_all
+def validate(config_path: str | None, envs: list[str], schema_dir: str | None, *, allow_unchecked: bool,
+             strict: bool = False, output: str = "text") -> int:
+    from gitops_tool.validate import UNCHECKED, WARNING, validate_all
+    from gitops_tool.validate.placeholders import placeholder_findings
 
     cfg = load_config(_config_path(config_path))
     names = envs or [t.label for t in cfg.targets()]
     dirs = {name: cfg.root / cfg.target(name).rel_dir for name in names}
     if not envs:  # the whole tree: the Argo CD objects too
         dirs["argocd"] = cfg.root / "argocd"
-    findings = validate_all(dirs, schema_dir=Path(schema_dir) if schema_dir else None)
+    findings = placeholder_findings(cfg)
+    findings += validate_all(dirs, schema_dir=Path(schema_dir) if schema_dir else None)
     findings += _secret_findings(cfg, names)
-    errors = [f for f in findings if f.severity == "error"]
-    unchecked = [f for f in findings if f.severity != "error"]
+    count = {s: sum(f.severity == s for f in findings) for s in ("error", UNCHECKED, WARNING)}
+    failed = bool(count["error"]) or (bool(count[UNCHECKED]) and not allow_unchecked) or (
+        strict and bool(count[WARNING]))
+    if output == "json":
+        out_json({"ok": not failed, "checked": list(dirs), "errors": count["error"], "unchecked": count[UNCHECKED],
+                  "warnings": count[WARNING], "strict": strict,
+                  "findings": [vars(f) | {"text": str(f)} for f in findings]})
+        return 1 if failed else 0
     for finding in findings:
-        out(str(finding))
-    failed = bool(errors) or (bool(unchecked) and not allow_unchecked)
-    out(f"{'FAILED' if failed else 'ok'}: {', '.join(dirs)}: {len(errors)} error(s), "
-        f"{len(unchecked)} unchecked")
+        out(f"{finding}" if finding.severity != WARNING else f"warning: {finding}")
+    out(f"{'FAILED' if failed else 'ok'}: {', '.join(dirs)}: {count['error']} error(s), "
+        f"{count[UNCHECKED]} unchecked, {count[WARNING]} warning(s){' (--strict)' if strict else ''}")
+    if count[UNCHECKED] and not allow_unchecked:
+        err("hint: unchecked kinds have no schema: `gitops-tool schemas pull --out schemas` writes the cluster's, "
+            "then `gitops-tool validate --schema-dir schemas`; or pass --allow-unchecked")
+    if count[WARNING] and not strict:
+        err("hint: placeholders break a real sync; `gitops-tool validate --strict` fails on them")
     return 1 if failed else 0
 
 

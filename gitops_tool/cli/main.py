@@ -8,10 +8,12 @@ import click
 
 from gitops_tool import __version__
 from gitops_tool.cli import cluster_commands, commands, promotion_commands, secrets_commands, webhook_commands
+from gitops_tool.cli.output import error_json
 from gitops_tool.errors import GitopsError
 
 EXIT_ERROR = 1  # expected failure (GitopsError)
 EXIT_BUG = 3    # anything else
+OUTPUT = "gitops_tool.output"  # ctx.meta key (meta is shared by every nested context): the -o of this run
 
 
 class Boundary(click.Group):
@@ -21,6 +23,8 @@ class Boundary(click.Group):
         try:
             return super().invoke(ctx)
         except GitopsError as exc:
+            if ctx.meta.get(OUTPUT) == "json":
+                error_json(exc.args[0] if exc.args else str(exc), hint=exc.hint, retryable=exc.retryable)
             click.echo(f"error: {exc}", err=True)
             ctx.exit(EXIT_ERROR)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
@@ -32,6 +36,8 @@ class Boundary(click.Group):
             import traceback
 
             traceback.print_exc()
+            if ctx.meta.get(OUTPUT) == "json":
+                error_json("internal error in gitops-tool (a bug); the traceback is on stderr", exit_code=EXIT_BUG)
             click.echo("error: internal error in gitops-tool (a bug); the traceback is above", err=True)
             ctx.exit(EXIT_BUG)
 
@@ -39,6 +45,15 @@ class Boundary(click.Group):
 def _run(code: int) -> None:
     sys.exit(code)
 
+
+def _remember_output(ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    ctx.meta[OUTPUT] = value  # the boundary prints failures as JSON too
+    return value
+
+
+output_option = click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text",
+                             show_default=True, callback=_remember_output, is_eager=True,
+                             help="json: one JSON document on stdout, failures included.")
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), default=None,
@@ -58,19 +73,25 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
-@click.option("--repo-url", help="Git URL to write into gitops.yaml (default: an example URL).")
-def init(directory: str, repo_url: str | None) -> None:
+@click.option("--repo-url", help="Git URL Argo CD syncs from (default: a placeholder `validate` warns about).")
+@click.option("--registry", help="Where your images live, e.g. ghcr.io/acme: the model images and the "
+                                 "gitops-tool receiver image (default: placeholders).")
+@click.option("--host", "domain", help="Domain for the MLflow hosts: mlflow.DOMAIN, mlflow.dev.DOMAIN, ... "
+                                       "(default: example.com placeholders).")
+@output_option
+def init(directory: str, repo_url: str | None, registry: str | None, domain: str | None, output: str) -> None:
     """Write a starter gitops.yaml (wine-classifier example) and generate the tree."""
-    _run(commands.init(directory, repo_url))
+    _run(commands.init(directory, repo_url, registry=registry, domain=domain, output=output))
 
 
 @cli.command()
 @config_option
 @click.option("--check", is_flag=True, help="Write nothing; print a diff and exit 1 on drift.")
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing; exit 0.")
-def generate(config_path: str | None, check: bool, dry_run: bool) -> None:
+@output_option
+def generate(config_path: str | None, check: bool, dry_run: bool, output: str) -> None:
     """(Re)write base/, environments/<env>/ and argocd/ from gitops.yaml."""
-    _run(commands.generate(config_path, check=check, dry_run=dry_run))
+    _run(commands.generate(config_path, check=check, dry_run=dry_run, output=output))
 
 
 @cli.command()
@@ -85,15 +106,19 @@ def render(config_path: str | None, env: str) -> None:
 @config_option
 @click.argument("envs", nargs=-1)
 @click.option("--schema-dir", type=click.Path(file_okay=False, exists=True),
-              help="Folder of CRD JSON Schemas (<group>/<kind>_<version>.json).")
+              help="Folder of CRD JSON Schemas (<group>/<kind>_<version>.json, e.g. from `schemas pull`); "
+                   "they win over the schemas packaged with gitops-tool.")
 @click.option("--allow-unchecked", is_flag=True, help="Do not fail on CRD kinds that have no schema.")
-def validate(config_path: str | None, envs: tuple[str, ...], schema_dir: str | None, allow_unchecked: bool) -> None:
+@click.option("--strict", is_flag=True, help="Fail on warnings too: placeholder registries, repository URLs "
+                                             "and hosts that would break a real sync.")
+@output_option
+def validate(config_path: str | None, envs: tuple[str, ...], schema_dir: str | None, allow_unchecked: bool,
+             strict: bool, output: str) -> None:
     """Render environments (default: all) and check schemas, CRDs and the project's rules."""
-    _run(commands.validate(config_path, list(envs), schema_dir, allow_unchecked=allow_unchecked))
+    _run(commands.validate(config_path, list(envs), schema_dir, allow_unchecked=allow_unchecked, strict=strict,
+                           output=output))
 
 
-output_option = click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text",
-                             show_default=True)
 tracking_option = click.option("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "
                                                       "then gitops.yaml).")
 
@@ -110,12 +135,13 @@ tracking_option = click.option("--tracking-uri", help="MLflow tracking URI (defa
 @click.option("--branch", help="Branch to clone with --repo-url (default: main).")
 @click.option("--trigger", type=click.Choice(["manual", "workflow", "webhook", "reconcile"]), default="manual",
               help="Recorded in the commit's Trigger: trailer; automatic triggers skip holds.")
+@click.option("--delivery-id", help="Webhook delivery that asked for this promotion (the Delivery-Id: trailer).")
 @config_option
 @output_option
 @tracking_option
 def promote(ref: str, env: str | None, image_tag: str | None, no_push: bool, dry_run: bool, pr: bool, force: bool,
-            repo_url: str | None, branch: str | None, trigger: str, config_path: str | None, output: str,
-            tracking_uri: str | None) -> None:
+            repo_url: str | None, branch: str | None, trigger: str, delivery_id: str | None, config_path: str | None,
+            output: str, tracking_uri: str | None) -> None:
     """Promote REF (MODEL@ALIAS, MODEL/VERSION or models:/MODEL@ALIAS) with a Git commit."""
     from pathlib import Path
 
@@ -123,7 +149,7 @@ def promote(ref: str, env: str | None, image_tag: str | None, no_push: bool, dry
 
     req = PromotionRequest(ref=ref, env=env, image_tag=image_tag, push=not no_push, dry_run=dry_run, pr=pr,
                            force=force, tracking_uri=tracking_uri, repo_url=repo_url, trigger=trigger,
-                           config_path=Path(config_path) if config_path else None)
+                           delivery_id=delivery_id, config_path=Path(config_path) if config_path else None)
     _run(promotion_commands.promote(req, output=output, branch=branch))
 
 
@@ -259,11 +285,12 @@ def webhook_serve(host: str, port: int, mode: str, repo_url: str | None, branch:
 @click.option("--rotate-secret", is_flag=True, help="Also update the stored secret of an existing webhook.")
 @config_option
 @tracking_option
+@output_option
 def webhook_register(url: str, secret_file: str | None, name: str, rotate_secret: bool, config_path: str | None,
-                     tracking_uri: str | None) -> None:
+                     tracking_uri: str | None, output: str) -> None:
     """Create or update the MLflow webhook for alias CREATED and DELETED events (idempotent by name)."""
     _run(webhook_commands.register(url=url, secret_file=secret_file, tracking_uri=tracking_uri,
-                                   config=config_path, name=name, rotate=rotate_secret))
+                                   config=config_path, name=name, rotate=rotate_secret, output=output))
 
 
 @cli.command()
@@ -309,9 +336,10 @@ def secrets_htpasswd(user: str, use_bcrypt: bool, password: str) -> None:
 
 @secrets.command("list")
 @config_option
-def secrets_list(config_path: str | None) -> None:
+@output_option
+def secrets_list(config_path: str | None, output: str) -> None:
     """The Secrets the platform reads, their keys and how each environment provides them."""
-    _run(secrets_commands.list_secrets(config=config_path))
+    _run(secrets_commands.list_secrets(config=config_path, output=output))
 
 
 @cli.group()
@@ -336,6 +364,16 @@ def schemas_pull(context: str | None, kubeconfig: str | None, out_dir: str, grou
         out(f"   write  {path}")
     out(f"{len(written)} schema(s) in {out_dir}; use: gitops-tool validate --schema-dir {out_dir}")
     _run(0)
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script, e.g. `eval "$(gitops-tool completion bash)"` in ~/.bashrc."""
+    from click.shell_completion import get_completion_class
+
+    complete = get_completion_class(shell)(cli, {}, "gitops-tool", "_GITOPS_TOOL_COMPLETE")
+    click.echo(complete.source())
 
 
 def main() -> None:

@@ -108,13 +108,17 @@ def status(*, config: str | None, output: str, tracking_uri: str | None) -> int:
     with RegistryClient(uri, retries=1, timeout=5) as client:
         rows, problem = collect(cfg, client)
     if output == "json":
-        out(json.dumps({"rows": [r.to_json() for r in rows], "registry_error": problem}, indent=2))
+        out(json.dumps({"rows": [r.to_json() for r in rows], "registry_error": problem,
+                        "registry_reachable": problem is None}, indent=2))
     else:
-        out(f"{'MODEL':<18} {'ENV':<10} {'GIT':>5}  {'REGISTRY ALIASES':<28} {'DRIFT':<6} HOLD")
+        if problem:  # unknown, not unset: `-` would read as "never set" and DRIFT as "no"
+            out(f"registry unreachable ({uri}): {problem}")
+        unknown = "?" if problem else "-"
+        out(f"{'MODEL':<18} {'ENV':<10} {'GIT':>5}  {'REGISTRY ALIASES':<28} {'DRIFT':<7} HOLD")
         for r in rows:
-            aliases = ", ".join(f"@{a}={v or '-'}" for a, v in r.aliases.items()) or "-"
-            drift = "yes" if r.drift else "no"
-            out(f"{r.model:<18} {r.env:<10} {r.git_version or '-':>5}  {aliases:<28} {drift:<6} {r.hold or '-'}")
+            aliases = ", ".join(f"@{a}={v or unknown}" for a, v in r.aliases.items()) or "-"
+            drift = "yes" if r.drift else ("unknown" if problem else "no")
+            out(f"{r.model:<18} {r.env:<10} {r.git_version or '-':>5}  {aliases:<28} {drift:<7} {r.hold or '-'}")
         if problem:
             err(f"registry: {problem}")
     return 1 if problem else 0

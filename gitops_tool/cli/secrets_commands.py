@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gitops_tool.cli.output import out
+from gitops_tool.cli.output import out, out_json
 from gitops_tool.config import find_config, load_config
 from gitops_tool.errors import GitopsError
 
@@ -38,10 +38,16 @@ def htpasswd(*, user: str, password: str, algorithm: str) -> int:
     return 0
 
 
-def list_secrets(*, config: str | None) -> int:
+def list_secrets(*, config: str | None, output: str = "text") -> int:
     from gitops_tool.platform.secrets import required_secrets, secret_purpose
 
     cfg = load_config(Path(config) if config else find_config())
+    if output == "json":
+        out_json({"ok": True, "secrets": [
+            {"target": target.label, "name": name, "keys": list(keys), "used_by": secret_purpose(name),
+             "method": target.secret_method(name)}
+            for target in cfg.targets() for name, keys in required_secrets(cfg, target).items()]})
+        return 0
     for target in cfg.targets():
         for name, keys in required_secrets(cfg, target).items():
             out(f"{target.label:<20} {name:<24} {target.secret_method(name):<9} keys: {', '.join(keys):<42} "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gitops_tool.cli.output import out
+from gitops_tool.cli.output import out, out_json
 from gitops_tool.errors import GitopsError
 
 
@@ -27,7 +27,7 @@ def serve(*, host: str, port: int, mode: str, repo_url: str | None, branch: str 
 
 
 def register(*, url: str, secret_file: str | None, tracking_uri: str | None, config: str | None, name: str,
-             rotate: bool) -> int:
+             rotate: bool, output: str = "text") -> int:
     from gitops_tool.config import find_config, load_config
     from gitops_tool.registry import RegistryClient, resolve_tracking_uri
     from gitops_tool.webhook.register import register_webhook, server_settings_needed
@@ -42,11 +42,24 @@ def register(*, url: str, secret_file: str | None, tracking_uri: str | None, con
             if config:
                 raise
     uri = resolve_tracking_uri(tracking_uri, configured)
+    needed = server_settings_needed(url)
     with RegistryClient(uri) as client:
-        action, hook = register_webhook(client, url=url, secret=secret, name=name, update_secret=rotate)
+        try:
+            action, hook = register_webhook(client, url=url, secret=secret, name=name, update_secret=rotate)
+        except GitopsError as exc:
+            if not needed:
+                raise
+            # A default MLflow refuses http and private addresses; say which server settings allow this URL.
+            raise GitopsError(str(exc.args[0]), retryable=exc.retryable,
+                              hint="the MLflow server needs these settings for this URL: " + "; ".join(needed)
+                              ) from None
+    if output == "json":
+        out_json({"ok": True, "action": action, "name": name, "webhook_id": hook.get("webhook_id"), "url": url,
+                  "events": ["MODEL_VERSION_ALIAS CREATED", "MODEL_VERSION_ALIAS DELETED"],
+                  "server_settings_needed": needed})
+        return 0
     out(f"{action}: MLflow webhook {name!r} ({hook.get('webhook_id')}) -> {url} "
         "for MODEL_VERSION_ALIAS CREATED and DELETED")
-    needed = server_settings_needed(url)
     if needed:
         out("The MLflow server needs these settings for this URL:")
         for line in needed:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from gitops_tool import __version__
 from gitops_tool.config.model import (
     DEFAULT_IMAGES, DEFAULT_MLFLOW_RESOURCES, DEFAULT_MODEL_RESOURCES, DEFAULT_SECRETS, IN_CLUSTER,
     IN_CLUSTER_SERVER, PLATFORM_DIR, SCALE_TO_ZERO_MODES, Config, Destination, Environment, Model, ObjectStore,
@@ -52,6 +53,8 @@ def build_config(raw: dict, *, source: str, root: Path, line_of: Callable[[list]
         monitoring_namespace=network.get("monitoring_namespace", "monitoring"),
         images=DEFAULT_IMAGES | raw.get("images", {}), mlflow=mlflow, receiver=receiver,
         platform=instances, environments=envs, models=models,
+        tool={"package": f"gitops-tool=={__version__}", "run": "pip", "e2e_tests": None, "validate_strict": True}
+        | raw.get("tool", {}),
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitops_tool import __version__
 from gitops_tool.errors import GitopsError
 
 IN_CLUSTER = "in-cluster"
@@ -24,7 +25,7 @@ DEFAULT_IMAGES = {
     "minio": "quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z",
     "minio_client": "quay.io/minio/mc:RELEASE.2025-04-16T18-13-26Z",
     # Built from this repository's Dockerfile; publish it under your own registry.
-    "gitops_tool": "ghcr.io/example-org/gitops-tool:0.1.0",
+    "gitops_tool": f"ghcr.io/example-org/gitops-tool:{__version__}",
 }
 DEFAULT_MLFLOW_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
 DEFAULT_SECRETS = {"method": "external", "overrides": {}, "store": "platform-secrets",
@@ -169,6 +170,8 @@ class Config:
     platform: dict[str, PlatformInstance]
     environments: dict[str, Environment]
     models: dict[str, Model]
+    # How the generated workflows get gitops-tool (gitops.yaml `tool:`); see gitops_tool/platform/workflows.py.
+    tool: dict[str, Any] = field(default_factory=dict)
 
     @property
     def registry(self) -> PlatformInstance:

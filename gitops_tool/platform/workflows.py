@@ -5,7 +5,11 @@ Rules every workflow here keeps (tests/test_workflows.py checks them):
 - `permissions` is empty at the top and granted per job, only what the job needs;
 - user-controlled values (dispatch payloads, inputs) reach scripts through `env:`,
   never as `${{ }}` inside `run:` (script injection);
-- only `gitops-tool` commands that exist are run.
+- only `gitops-tool` commands that exist are run;
+- no step needs a file a team's GitOps repository lacks (gitops-tool comes from `tool.package`).
+
+Pushes made with GITHUB_TOKEN start no other workflow: a promotion commit does not run validate.yaml
+(Argo CD syncs it all the same). docs/workflows.md has the details and the branch-protection setup.
 """
 
 from __future__ import annotations
@@ -13,21 +17,14 @@ from __future__ import annotations
 import json
 
 from gitops_tool.config import Config
+from gitops_tool.platform.workflow_scripts import (BUILD_SCRIPT, PLAN_SCRIPT, PROMOTE_SCRIPT, RECONCILE_SCRIPT,
+                                                   VALIDATE_SCRIPT)
+from gitops_tool.platform.workflow_steps import (DEFAULTS, DOCKER_LOGIN, KIND_ACTION, KIND_VERSION, KUBECTL_VERSION,
+                                                 RUNNER, checkout, container, git_identity, install_tool, is_local,
+                                                 package, uses)
 
-# Release commits, checked against public workflows that pin them.
-CHECKOUT = ("actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683", "v4.2.2")
-SETUP_PYTHON = ("actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065", "v5.6.0")
-DOCKER_LOGIN = ("docker/login-action@74a5d142397b4f367a81961eba4e8cd7edddf772", "v3.4.0")
-KIND_ACTION = ("helm/kind-action@a1b0e391336a6ee6713a0583f8c6240d70863de3", "v1.12.0")
-KIND_VERSION = "v0.27.0"      # its default node image is kindest/node:v1.32.2
-KUBECTL_VERSION = "v1.32.2"
-PYTHON = "3.11"
-RUNNER = "ubuntu-24.04"
 DISPATCH_TYPE = "mlflow-model-alias"  # what the webhook receiver sends in dispatch mode
 AUTO_ENV = "auto"                     # workflow_dispatch: take the environment from the alias map
-
-BOT_NAME = "github-actions[bot]"
-BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
 
 TOOL_ENV = {
     # A variable or a secret, whichever the repository has; empty falls back to gitops.yaml.
@@ -38,30 +35,6 @@ TOOL_ENV = {
     # CRD schemas in the repository for the checks before each commit (optional).
     "GITOPS_TOOL_SCHEMA_DIR": "${{ vars.GITOPS_TOOL_SCHEMA_DIR }}",
 }
-
-
-def _uses(action: tuple[str, str], what: str, with_: dict | None = None) -> dict:
-    step: dict = {"name": f"{what} ({action[0].split('@')[0]} {action[1]})", "uses": action[0]}
-    if with_:
-        step["with"] = with_
-    return step
-
-
-def _checkout(**with_: object) -> dict:
-    return _uses(CHECKOUT, "Check out", dict(with_) or None)
-
-
-def _python(spec: str = ".") -> list[dict]:
-    # The repository is both the platform and the tool: install it from the checkout.
-    return [
-        _uses(SETUP_PYTHON, "Set up Python", {"python-version": PYTHON, "cache": "pip"}),
-        {"name": "Install gitops-tool", "run": f'python -m pip install "{spec}"\n'},
-    ]
-
-
-def _git_identity() -> dict:
-    return {"name": "Git identity for commits",
-            "run": f'git config user.name "{BOT_NAME}"\ngit config user.email "{BOT_EMAIL}"\n'}
 
 
 def _alias_map(cfg: Config) -> str:
@@ -75,76 +48,6 @@ def _alias_map(cfg: Config) -> str:
     return json.dumps({"models": models, "environments": list(cfg.environments)}, sort_keys=True)
 
 
-PLAN_SCRIPT = """\
-set -euo pipefail
-fail() { echo "::error::$1"; exit 1; }
-model_json=$(jq -c --arg m "$MODEL" '.models[$m] // empty' <<<"$PLATFORM")
-[ -n "$model_json" ] || fail "model '$MODEL' is not in gitops.yaml"
-if [ -n "$VERSION" ]; then
-  [[ "$VERSION" =~ ^[0-9]+$ ]] || fail "version '$VERSION' is not a positive integer"
-  ref="$(jq -r .name <<<"$model_json")/$VERSION"
-elif [ -n "$ALIAS" ]; then
-  [[ "$ALIAS" =~ ^[A-Za-z0-9_-]+$ ]] || fail "alias '$ALIAS' is not a valid alias name"
-  ref="$(jq -r .name <<<"$model_json")@$ALIAS"
-else
-  fail "give an alias or a version"
-fi
-environment="$ENVIRONMENT"
-[ "$environment" != "$AUTO_ENV" ] || environment=""
-if [ -z "$environment" ] && [ -n "$ALIAS" ]; then
-  environment=$(jq -r --arg a "$ALIAS" '.aliases[$a] // empty' <<<"$model_json")
-fi
-[ -n "$environment" ] || fail "no environment: alias '$ALIAS' is not mapped in gitops.yaml; choose one"
-jq -e --arg e "$environment" '.environments | index($e)' <<<"$PLATFORM" >/dev/null \\
-  || fail "environment '$environment' is not in gitops.yaml"
-{
-  echo "ref=$ref"
-  echo "environment=$environment"
-  echo "model=$(jq -r .name <<<"$model_json")"
-  echo "registered_model=$(jq -r .registered_model <<<"$model_json")"
-  echo "mode=$(jq -r .mode <<<"$model_json")"
-} >>"$GITHUB_OUTPUT"
-echo "Promotion of \\`$ref\\` to **$environment** (delivery ${DELIVERY_ID:-none})" >>"$GITHUB_STEP_SUMMARY"
-"""
-
-BUILD_SCRIPT = """\
-set -euo pipefail
-# mlflow reads only the environment: fall back to gitops.yaml's URI as gitops-tool does.
-export MLFLOW_TRACKING_URI="${MLFLOW_TRACKING_URI:-$(python -c 'import pathlib, gitops_tool.config as c
-print(c.load_config(pathlib.Path("gitops.yaml")).mlflow["tracking_uri"] or "")')}"
-# A dry run resolves the version and the image reference the promotion will deploy.
-gitops-tool promote "$REF" --env "$ENVIRONMENT" --dry-run --trigger workflow --output json >plan.json
-version=$(jq -r .to plan.json)
-image=$(jq -r .image plan.json)
-echo "image=$image" >>"$GITHUB_OUTPUT"
-if docker manifest inspect "$image" >/dev/null 2>&1; then
-  echo "$image already exists; not rebuilding" | tee -a "$GITHUB_STEP_SUMMARY"
-  exit 0
-fi
-case "$image" in *@sha256:*) echo "::error::$image is a digest that does not exist"; exit 1;; esac
-mlflow models build-docker -m "models:/$REGISTERED_MODEL/$version" -n "$image"
-docker push "$image"
-digest=$(docker inspect --format '{{index .RepoDigests 0}}' "$image")
-echo "image=$digest" >>"$GITHUB_OUTPUT"
-# Record the build on the version: later promotions and reconcile deploy exactly this image.
-python - "$REGISTERED_MODEL" "$version" "$image" "$digest" <<'EOF'
-import sys
-from mlflow import MlflowClient
-name, version, image, digest = sys.argv[1:]
-client = MlflowClient()
-client.set_model_version_tag(name, version, "image", image)
-client.set_model_version_tag(name, version, "image_digest", digest)
-EOF
-echo "built and pushed $digest" | tee -a "$GITHUB_STEP_SUMMARY"
-"""
-
-PROMOTE_SCRIPT = """\
-set -euo pipefail
-gitops-tool promote "$REF" --env "$ENVIRONMENT" --trigger workflow --output json \\
-  ${IMAGE:+--image-tag "$IMAGE"} | tee promotion.json
-"""
-
-
 def _plan_job(cfg: Config) -> dict:
     payload, inputs = "github.event.client_payload", "inputs"
     return {
@@ -153,13 +56,14 @@ def _plan_job(cfg: Config) -> dict:
         "timeout-minutes": 5,
         "permissions": {},
         "outputs": {key: f"${{{{ steps.plan.outputs.{key} }}}}"
-                    for key in ("ref", "environment", "model", "registered_model", "mode")},
+                    for key in ("ref", "environment", "model", "registered_model", "mode", "delivery_id")},
         "steps": [{
             "name": "Resolve",
             "id": "plan",
             "env": {
                 "PLATFORM": _alias_map(cfg),
                 "AUTO_ENV": AUTO_ENV,
+                "BRANCH": cfg.branch,
                 "MODEL": f"${{{{ {payload}.model || {inputs}.model }}}}",
                 "ALIAS": f"${{{{ {payload}.alias || {inputs}.alias }}}}",
                 "VERSION": f"${{{{ {payload}.version || {inputs}.version }}}}",
@@ -186,7 +90,7 @@ def _build_job(cfg: Config) -> dict:
     permissions = {"contents": "read"}
     if "ghcr.io" in registries:
         permissions["packages"] = "write"  # GITHUB_TOKEN pushes to GHCR
-    logins = [_uses(DOCKER_LOGIN, f"Log in to {registry}", {"registry": registry} | (
+    logins = [uses(DOCKER_LOGIN, f"Log in to {registry}", {"registry": registry} | (
         {"username": "${{ github.actor }}", "password": "${{ secrets.GITHUB_TOKEN }}"} if registry == "ghcr.io"
         else {"username": "${{ secrets.REGISTRY_USERNAME }}", "password": "${{ secrets.REGISTRY_PASSWORD }}"}
     )) for registry in registries]
@@ -196,11 +100,14 @@ def _build_job(cfg: Config) -> dict:
         "if": "needs.plan.outputs.mode == 'image'",
         "runs-on": RUNNER,
         "timeout-minutes": 60,
+        # Two runs for the same model and environment never build at once (the second finds the tag).
+        "concurrency": {"group": "build-${{ needs.plan.outputs.environment }}-${{ needs.plan.outputs.model }}",
+                        "cancel-in-progress": False},
         "permissions": permissions,
-        "outputs": {"image": "${{ steps.build.outputs.image }}"},
+        "outputs": {"image": "${{ steps.build.outputs.image }}", "version": "${{ steps.build.outputs.version }}"},
         "steps": [
-            _checkout(),
-            *_python(".[mlflow]"),
+            checkout(cfg),
+            *install_tool(cfg, "mlflow", force_pip=True),  # mlflow models build-docker needs Docker
             *logins,
             {"name": "Build and push unless the tag exists", "id": "build",
              "env": {**TOOL_ENV, "REF": "${{ needs.plan.outputs.ref }}",
@@ -211,13 +118,13 @@ def _build_job(cfg: Config) -> dict:
     }
 
 
-def _promote_job(with_build: bool) -> dict:
-    needs, run_if, image = ["plan"], "needs.plan.result == 'success'", ""
+def _promote_job(cfg: Config, with_build: bool) -> dict:
+    needs, run_if, built = ["plan"], "needs.plan.result == 'success'", {"BUILT_VERSION": "", "IMAGE": ""}
     if with_build:
         # After the build, or without it (the build job skips storage-mode models).
         needs.append("build")
         run_if = f"always() && {run_if} && contains(fromJSON('[\"success\", \"skipped\"]'), needs.build.result)"
-        image = "${{ needs.build.outputs.image }}"
+        built = {"BUILT_VERSION": "${{ needs.build.outputs.version }}", "IMAGE": "${{ needs.build.outputs.image }}"}
     return {
         "name": "Promote",
         "needs": needs,
@@ -232,14 +139,15 @@ def _promote_job(with_build: bool) -> dict:
             "cancel-in-progress": False,
         },
         "permissions": {"contents": "write"},
+        **container(cfg),
         "steps": [
-            _checkout(),
-            *_python(),
-            _git_identity(),
+            checkout(cfg, history=True),
+            *install_tool(cfg),
+            git_identity(),
             {"name": "gitops-tool promote",
-             "env": {**TOOL_ENV, "REF": "${{ needs.plan.outputs.ref }}",
+             "env": {**TOOL_ENV, "REF": "${{ needs.plan.outputs.ref }}", "BRANCH": cfg.branch,
                      "ENVIRONMENT": "${{ needs.plan.outputs.environment }}",
-                     "IMAGE": image},
+                     "DELIVERY_ID": "${{ needs.plan.outputs.delivery_id }}", **built},
              "run": PROMOTE_SCRIPT},
         ],
     }
@@ -256,7 +164,7 @@ def promote_workflow(cfg: Config) -> dict:
     with_build = any(m.mode == "image" for m in cfg.models.values())
     if with_build:
         jobs["build"] = _build_job(cfg)
-    jobs["promote"] = _promote_job(with_build)
+    jobs["promote"] = _promote_job(cfg, with_build)
     return {
         "name": "promote",
         "run-name": "promote ${{ github.event.client_payload.model || inputs.model }}"
@@ -276,6 +184,7 @@ def promote_workflow(cfg: Config) -> dict:
             }},
         },
         "permissions": {},
+        **DEFAULTS,
         "jobs": jobs,
     }
 
@@ -283,93 +192,100 @@ def promote_workflow(cfg: Config) -> dict:
 def reconcile_workflow(cfg: Config) -> dict:
     return {
         "name": "reconcile",
-        "on": {"schedule": [{"cron": "*/5 * * * *"}], "workflow_dispatch": {}},
+        # Every 15 minutes: the fallback for lost webhook deliveries, not the delivery path itself.
+        "on": {"schedule": [{"cron": "*/15 * * * *"}], "workflow_dispatch": {}},
         "permissions": {},
-        # The polling fallback for lost webhook deliveries; never two at once.
+        # Never two at once.
         "concurrency": {"group": "reconcile", "cancel-in-progress": False},
+        **DEFAULTS,
         "jobs": {"reconcile": {
-            "name": "Promote registry drift",
+            "name": "Dispatch a promotion for each registry drift",
             "runs-on": RUNNER,
             "timeout-minutes": 15,
-            "permissions": {"contents": "write"},
+            # actions: write starts promote.yaml (workflow_dispatch is one of the events GITHUB_TOKEN may start).
+            "permissions": {"contents": "read", "actions": "write"},
+            **container(cfg),
             "steps": [
-                _checkout(),
-                *_python(),
-                _git_identity(),
-                {"name": "gitops-tool reconcile", "env": dict(TOOL_ENV),
-                 "run": "gitops-tool reconcile --output json | tee reconcile.json\n"},
+                checkout(cfg),  # reconcile fetches the remote tip: keep the token
+                *install_tool(cfg),
+                {"name": "gitops-tool reconcile --dry-run, then dispatch promote.yaml",
+                 "env": {**TOOL_ENV, "BRANCH": cfg.branch, "GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"},
+                 "run": RECONCILE_SCRIPT},
             ],
         }},
     }
 
 
-VALIDATE_SCRIPT = """\
-set -euo pipefail
-# CRD schemas are optional in CI: set the repository variable GITOPS_TOOL_SCHEMA_DIR to check them.
-if [ -n "$SCHEMA_DIR" ]; then
-  gitops-tool validate --schema-dir "$SCHEMA_DIR"
-else
-  gitops-tool validate --allow-unchecked
-fi
-"""
-
-
 def validate_workflow(cfg: Config) -> dict:
     branch = [cfg.branch]
+    steps = [
+        checkout(**{"persist-credentials": False}),
+        *install_tool(cfg, "test" if is_local(package(cfg)) else ""),
+        {"name": "Generated files are up to date", "run": "gitops-tool generate --check\n"},
+        {"name": "gitops-tool validate",
+         "env": {"SCHEMA_DIR": "${{ vars.GITOPS_TOOL_SCHEMA_DIR }}",
+                 "STRICT": "1" if cfg.tool.get("validate_strict", True) else "0"},
+         "run": VALIDATE_SCRIPT},
+    ]
+    if is_local(package(cfg)):  # gitops-tool's own checkout: its tests too
+        steps.append({"name": "Tests (the kind end-to-end run is e2e-kind.yaml)",
+                      "run": "python -m pytest -q --ignore=tests/e2e\n"})
     return {
         "name": "validate",
         "on": {"pull_request": {"branches": branch}, "push": {"branches": branch}},
         "permissions": {},
         "concurrency": {"group": "validate-${{ github.ref }}", "cancel-in-progress": True},
+        **DEFAULTS,
         "jobs": {"validate": {
-            "name": "Generate, validate, test",
+            "name": "Generate, validate" + (", test" if is_local(package(cfg)) else ""),
             "runs-on": RUNNER,
             "timeout-minutes": 30,
             "permissions": {"contents": "read"},
-            "steps": [
-                _checkout(**{"persist-credentials": False}),
-                *_python(".[test]"),
-                {"name": "Generated files are up to date", "run": "gitops-tool generate --check\n"},
-                {"name": "gitops-tool validate", "env": {"SCHEMA_DIR": "${{ vars.GITOPS_TOOL_SCHEMA_DIR }}"},
-                 "run": VALIDATE_SCRIPT},
-                {"name": "Tests (the kind end-to-end run is e2e-kind.yaml)",
-                 "run": "if [ -d tests ]; then python -m pytest -q --ignore=tests/e2e; fi\n"},
-            ],
+            **container(cfg),
+            "steps": steps,
         }},
     }
 
 
 def e2e_workflow(cfg: Config) -> dict:
-    paths = ["base/**", "environments/**", "argocd/**", "gitops.yaml", "tests/e2e/**"]
+    tests = cfg.tool["e2e_tests"].rstrip("/")
+    paths = ["base/**", "environments/**", "argocd/**", "gitops.yaml", f"{tests}/**", ".github/workflows/e2e-kind.yaml"]
+    if is_local(package(cfg)):  # the tool is this checkout: a change to it changes what is deployed
+        paths += ["gitops_tool/**", "pyproject.toml"]
     return {
         "name": "e2e-kind",
         "on": {"workflow_dispatch": {}, "pull_request": {"branches": [cfg.branch], "paths": paths}},
         "permissions": {},
         "concurrency": {"group": "e2e-kind-${{ github.ref }}", "cancel-in-progress": True},
+        **DEFAULTS,
         "jobs": {"kind": {
             "name": "Argo CD on kind: sync, promote, sync",
             "runs-on": RUNNER,
             "timeout-minutes": 60,
             "permissions": {"contents": "read"},
             "steps": [
-                _checkout(**{"persist-credentials": False}),
-                *_python(".[test]"),
-                # tests/e2e creates (and deletes) the cluster itself.
-                _uses(KIND_ACTION, "Install kind and kubectl", {
+                checkout(**{"persist-credentials": False}),
+                *install_tool(cfg, "test", force_pip=True),  # pytest, and mlflow to register a model
+                # The tests create (and delete) the cluster themselves.
+                uses(KIND_ACTION, "Install kind and kubectl", {
                     "version": KIND_VERSION, "kubectl_version": KUBECTL_VERSION, "install_only": True,
                 }),
-                {"name": "End-to-end tests", "env": {"GITOPS_E2E": "1"},
-                 "run": "python -m pytest tests/e2e -v -p no:cacheprovider\n"},
+                {"name": "End-to-end tests", "env": {"GITOPS_E2E": "1", "TESTS": tests},
+                 "run": 'python -m pytest "$TESTS" -v -p no:cacheprovider\n'},
             ],
         }},
     }
 
 
 def workflow_files(cfg: Config) -> dict[str, dict]:
-    """{path: workflow} for .github/workflows/, as plain dicts in file order."""
-    return {
+    """{path: workflow} for .github/workflows/, as plain dicts in file order.
+
+    e2e-kind.yaml only when gitops.yaml names end-to-end tests (`tool.e2e_tests`) the repository has."""
+    files = {
         ".github/workflows/promote.yaml": promote_workflow(cfg),
         ".github/workflows/reconcile.yaml": reconcile_workflow(cfg),
         ".github/workflows/validate.yaml": validate_workflow(cfg),
-        ".github/workflows/e2e-kind.yaml": e2e_workflow(cfg),
     }
+    if cfg.tool.get("e2e_tests"):
+        files[".github/workflows/e2e-kind.yaml"] = e2e_workflow(cfg)
+    return files

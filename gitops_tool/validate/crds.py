@@ -17,7 +17,7 @@ from typing import Any
 from gitops_tool.validate.findings import format_path, schema_message
 
 MAX_ERRORS_PER_DOC = 20
-# gitops-tool's own schemas for kinds it generates that the CRD folder may lack (PrometheusRule, PodMonitor).
+# The CRD schemas packaged with gitops-tool (SOURCES.json: upstream, version, licence); a schema folder wins.
 PACKAGED = Path(__file__).resolve().parent / "schemas"
 _lock = threading.Lock()
 

@@ -8,6 +8,7 @@ from typing import Any, Iterable
 MAX_MESSAGE = 300
 ERROR = "error"
 UNCHECKED = "unchecked"
+WARNING = "warning"  # e.g. a placeholder value; `validate --strict` fails on warnings
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class Finding:
     name: str
     path: str
     message: str
-    severity: str = ERROR  # "error" | "unchecked"
+    severity: str = ERROR  # "error" | "unchecked" | "warning"
 
     def __str__(self) -> str:
         return f"{self.env}: {self.kind}/{self.name}: {self.path}: {self.message}"

@@ -18,11 +18,11 @@ from gitops_tool.validate.secrets_scan import literal_env_secrets, redact, strin
 
 def _unchecked_message(api_version: str, kind: str, schema_dir: Path | None) -> str:
     if schema_dir is None:
-        where = "(no CRD schema folder given)"
+        where = "(none packaged with gitops-tool, no --schema-dir given)"
     elif not Path(schema_dir).is_dir():
         where = f"in {schema_dir} (folder missing)"
     else:
-        where = f"in {schema_dir}"
+        where = f"in {schema_dir} or packaged with gitops-tool"
     return f"unchecked: no schema for {api_version} {kind} {where}"
 
 

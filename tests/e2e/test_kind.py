@@ -5,7 +5,8 @@ skips. The procedure, which is also how to try the platform on a laptop:
 
 1. create a kind cluster and install, pinned: Argo CD, ingress-nginx (kind provider: the platform's
    Ingress is Healthy only once a controller publishes its address) and the CRDs the platform uses
-   (ServiceMonitor, InferenceService - the CRDs only: nothing scrapes or serves here);
+   (ServiceMonitor, PodMonitor, PrometheusRule, InferenceService - the CRDs only: nothing scrapes or
+   serves here; tests/test_e2e_setup.py checks the list covers every CRD kind the platform renders);
 2. write a one-environment platform with `gitops-tool generate`, commit it to a bare repository
    that a Git smart-HTTP server on this machine serves to Argo CD (via the kind network's gateway);
 3. create the platform Secrets with random values (they never live in Git);
@@ -40,13 +41,17 @@ CLUSTER = "gitops-e2e"
 ARGOCD_VERSION = "v3.3.3"
 INGRESS_NGINX = ("https://raw.githubusercontent.com/kubernetes/ingress-nginx/controller-v1.12.1/"
                  "deploy/static/provider/kind/deploy.yaml")
+PROMETHEUS_OPERATOR_CRDS = ("https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/v0.80.0/"
+                            "example/prometheus-operator-crd/")
 CRDS = [
-    "https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/v0.80.0/"
-    "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml",
+    *(f"{PROMETHEUS_OPERATOR_CRDS}monitoring.coreos.com_{plural}.yaml"
+      for plural in ("servicemonitors", "podmonitors", "prometheusrules")),
     "https://raw.githubusercontent.com/kserve/kserve/v0.15.0/config/crd/full/serving.kserve.io_inferenceservices.yaml",
 ]
 ENV, MODEL, ALIAS = "dev", "wine-classifier", "candidate"
 NAMESPACE, SERVING_NAMESPACE = "mlflow", "models-dev"  # the platform instance, the serving environment
+PLATFORM = "dev-platform"  # the platform instance's name: its Application is <project>-platform-dev-platform
+PLATFORM_APP = f"-platform-{PLATFORM}"
 MLFLOW_PORT = 5000
 
 
@@ -220,9 +225,10 @@ def e2e_config(repo_url: str) -> str:
     platform["tracking_uri"] = f"http://127.0.0.1:{MLFLOW_PORT}"
     platform["mlflow"] |= {"workers": 1, "extra_allowed_hosts": ["localhost:*", "127.0.0.1:*"]}  # port-forward Host
     platform["receiver"] = {"enabled": False}  # this test promotes from the runner
-    main = platform["instances"]["main"]
+    # A dev-named instance may take its Secrets from `local` files: the run creates them with kubectl.
+    main = platform["instances"][PLATFORM] = platform["instances"].pop("main")
     main.pop("autoscaling", None)
-    main |= {"replicas": 1, "storage": {"postgres": "1Gi", "object_store": "1Gi"}, "tls": {"enabled": False},
+    main |= {"secrets": {"method": "local"}, "replicas": 1, "storage": {"postgres": "1Gi", "object_store": "1Gi"}, "tls": {"enabled": False},
              "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}}}
     raw["environments"] = {ENV: raw["environments"][ENV]}
     model = raw["models"][MODEL]
@@ -280,7 +286,7 @@ def create_secrets(kube: Kube) -> None:
 
 
 def application(kube: Kube, suffix: str = f"-{ENV}") -> dict:
-    """The serving environment's Application (or, with suffix="-platform-main", the platform's)."""
+    """The serving environment's Application (or, with suffix=PLATFORM_APP, the platform's)."""
     apps = kube.json("get", "applications", "-n", "argocd")["items"]
     return next((a for a in apps if a["metadata"]["name"].endswith(suffix)), {})
 
@@ -293,7 +299,7 @@ def app_state(app: dict) -> tuple[str, str, str]:
 
 def explain(kube: Kube):
     def text() -> str:
-        app = application(kube, "-platform-main")
+        app = application(kube, PLATFORM_APP)
         lagging = [f"  {r.get('kind')}/{r.get('name')}: sync={r.get('status')} health={r.get('health', {})}"
                    for r in app.get("status", {}).get("resources", [])
                    if r.get("status") != "Synced" or r.get("health", {}).get("status", "Healthy") != "Healthy"]
@@ -311,7 +317,7 @@ def synced_platform(kube: Kube, checkout) -> tuple[Path, str]:
     kube("apply", "-k", str(work / "argocd"))
 
     def synced_and_healthy():
-        states = [app_state(application(kube, suffix)) for suffix in ("-platform-main", f"-{ENV}")]
+        states = [app_state(application(kube, suffix)) for suffix in (PLATFORM_APP, f"-{ENV}")]
         return all((sync, health) == ("Synced", "Healthy") for sync, health, _ in states)
 
     wait_for("the platform and serving Applications to be Synced and Healthy", synced_and_healthy, timeout=1500,
@@ -346,7 +352,7 @@ def mlflow_url(kube: Kube, synced_platform):
 
 def test_platform_is_synced_from_git(kube: Kube, synced_platform):
     work, _ = synced_platform
-    for suffix in ("-platform-main", f"-{ENV}"):
+    for suffix in (PLATFORM_APP, f"-{ENV}"):
         sync, health, revision = app_state(application(kube, suffix))
         assert (sync, health) == ("Synced", "Healthy")
         assert revision == run("git", "rev-parse", "HEAD", cwd=work).strip()
