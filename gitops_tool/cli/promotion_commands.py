@@ -110,11 +110,13 @@ def status(*, config: str | None, output: str, tracking_uri: str | None) -> int:
     if output == "json":
         out(json.dumps({"rows": [r.to_json() for r in rows], "registry_error": problem}, indent=2))
     else:
-        out(f"{'MODEL':<18} {'ENV':<10} {'GIT':>5}  {'REGISTRY ALIASES':<28} {'DRIFT':<6} HOLD")
+        out(f"registry of record: {cfg.registry.label} ({uri})")
+        out(f"{'MODEL':<18} {'ENV':<10} {'CLUSTER':<12} {'GIT':>5}  {'REGISTRY ALIASES':<28} {'DRIFT':<6} HOLD")
         for r in rows:
             aliases = ", ".join(f"@{a}={v or '-'}" for a, v in r.aliases.items()) or "-"
             drift = "yes" if r.drift else "no"
-            out(f"{r.model:<18} {r.env:<10} {r.git_version or '-':>5}  {aliases:<28} {drift:<6} {r.hold or '-'}")
+            out(f"{r.model:<18} {r.env:<10} {r.cluster:<12} {r.git_version or '-':>5}  {aliases:<28} {drift:<6} "
+                f"{r.hold or '-'}")
         if problem:
             err(f"registry: {problem}")
     return 1 if problem else 0
