@@ -144,10 +144,13 @@ def test_status_shows_git_version_aliases_drift_and_holds(dev_at_v2, registry):
     assert rows["staging"]["git_version"] is None and rows["staging"]["drift"] == ["challenger"]
     assert rows["prod"]["aliases"] == {"champion": v1} and rows["prod"]["hold"] is None
     assert rows["dev"]["image"] == f"registry.example.com/ml/wine-classifier:v{v1}"
+    assert (rows["dev"]["cluster"], rows["prod"]["cluster"]) == ("in-cluster", "prod")
 
     lines = _ok(repo.cli("status")).stdout.splitlines()
-    assert lines[0].split() == ["MODEL", "ENV", "GIT", "REGISTRY", "ALIASES", "DRIFT", "HOLD"]
+    assert lines[0].startswith("registry of record: platform/main (")
+    assert lines[1].split() == ["MODEL", "ENV", "CLUSTER", "GIT", "REGISTRY", "ALIASES", "DRIFT", "HOLD"]
     dev = next(line for line in lines if line.split()[:2] == [WINE, "dev"])
+    assert next(line for line in lines if line.split()[:2] == [WINE, "prod"]).split()[2] == "prod"
     assert f"@candidate={v2}" in dev and " yes " in dev and f"rollback from {v2} to {v1}" in dev
 
     dead = f"http://127.0.0.1:{free_port()}"

@@ -30,7 +30,13 @@ def config(text: str | None = None) -> Config:
 
 
 def storage_only() -> Config:
-    return config(starter_config().replace("mode: image", "mode: storage"))
+    """Storage mode; prod stays on its own cluster and reaches the platform's MinIO at its public endpoint."""
+    text = starter_config()
+    assert "    mode: image\n" in text and "    bucket: mlflow-artifacts\n" in text
+    cfg = config(text.replace("    mode: image\n", "    mode: storage\n").replace(
+        "    bucket: mlflow-artifacts\n", "    bucket: mlflow-artifacts\n    public_endpoint: https://s3.example.com\n"))
+    assert {m.mode for m in cfg.models.values()} == {"storage"} and cfg.env("prod").cluster.name == "prod"
+    return cfg
 
 
 def on_ghcr() -> Config:

@@ -111,14 +111,16 @@ def status(*, config: str | None, output: str, tracking_uri: str | None) -> int:
         out(json.dumps({"rows": [r.to_json() for r in rows], "registry_error": problem,
                         "registry_reachable": problem is None}, indent=2))
     else:
+        out(f"registry of record: {cfg.registry.label} ({uri})")
         if problem:  # unknown, not unset: `-` would read as "never set" and DRIFT as "no"
             out(f"registry unreachable ({uri}): {problem}")
         unknown = "?" if problem else "-"
-        out(f"{'MODEL':<18} {'ENV':<10} {'GIT':>5}  {'REGISTRY ALIASES':<28} {'DRIFT':<7} HOLD")
+        out(f"{'MODEL':<18} {'ENV':<10} {'CLUSTER':<12} {'GIT':>5}  {'REGISTRY ALIASES':<28} {'DRIFT':<7} HOLD")
         for r in rows:
             aliases = ", ".join(f"@{a}={v or unknown}" for a, v in r.aliases.items()) or "-"
             drift = "yes" if r.drift else ("unknown" if problem else "no")
-            out(f"{r.model:<18} {r.env:<10} {r.git_version or '-':>5}  {aliases:<28} {drift:<7} {r.hold or '-'}")
+            out(f"{r.model:<18} {r.env:<10} {r.cluster:<12} {r.git_version or '-':>5}  {aliases:<28} {drift:<7} "
+                f"{r.hold or '-'}")
         if problem:
             err(f"registry: {problem}")
     return 1 if problem else 0

@@ -3,6 +3,10 @@
 Live means: the Application `<project>-<env>` is Synced and Healthy at a revision that is (or
 contains) the latest commit touching environments/<env> in the local checkout, and every model
 the env serves has a Ready InferenceService annotated with the expected version.
+
+The reader talks to the cluster Argo CD runs on. A serving environment on another cluster is
+seen through its Application's status.resources: the InferenceService's health there, and its
+version only as "applied" when the Application is Synced at a revision containing the promotion.
 """
 
 from __future__ import annotations
@@ -79,18 +83,19 @@ def read_app(reader: ClusterReader, cfg: Config, env: str) -> AppState:
                     isvc_health=isvc_health)
 
 
-def isvc_from_app(app: AppState, name: str, version: str | None) -> IsvcState:
+def isvc_from_app(app: AppState, name: str, version: str | None, *, applied: bool) -> IsvcState:
     """A model on another cluster than Argo CD's: its health as Argo CD reports it.
 
-    The version annotation is not in the Application's status; a Synced Application at a revision
-    that contains the promotion commit (checked separately) has applied it.
+    The version annotation is not in the Application's status. ``applied``: the Application is
+    Synced at a revision that contains the latest commit in environments/<env> (checked by the
+    caller), so it has applied the version Git deploys; otherwise the version is unknown.
     """
     if name not in app.isvc_health:
         return IsvcState(name, found=False)
     healthy = app.isvc_health[name] == "Healthy"
     return IsvcState(name, True, ready="True" if healthy else "False",
-                     reason=None if healthy else f"Argo CD health {app.isvc_health[name]}",
-                     version=version if app.sync == "Synced" else None)
+                     reason=None if healthy else f"Argo CD health {app.isvc_health[name] or 'unknown'}",
+                     version=version if applied and app.sync == "Synced" else None)
 
 
 def read_isvc(reader: ClusterReader, namespace: str, name: str) -> IsvcState:
@@ -158,11 +163,16 @@ def check_env(reader: ClusterReader, cfg: Config, env: str, wanted: dict[str, st
     if app.health != "Healthy":
         state.problems.append(f"Application {app.name} health is {app.health or 'unknown'}")
     _check_revision(state, cfg.root)
+    remote = cluster.name != IN_CLUSTER  # the reader talks to Argo CD's cluster, not this one
     for name, version in wanted.items():
-        remote = cluster.name != IN_CLUSTER  # this reader talks to Argo CD's cluster
-        isvc = isvc_from_app(app, name, version) if remote else read_isvc(reader, namespace, name)
+        if remote:
+            isvc = isvc_from_app(app, name, version, applied=state.revision_live)
+            where = f"InferenceService {namespace}/{name} on cluster {cluster.name} (as Argo CD reports it)"
+        else:
+            isvc = read_isvc(reader, namespace, name)
+            where = f"InferenceService {namespace}/{name}"
         state.isvcs[name] = isvc
-        state.problems += _isvc_problems(isvc, namespace, version)
+        state.problems += _isvc_problems(isvc, where, version, remote=remote)
     return state
 
 
@@ -181,13 +191,13 @@ def _check_revision(state: EnvLive, root: Path) -> None:
                               f"not yet {want[:12]} (latest commit in environments/{state.env})")
 
 
-def _isvc_problems(isvc: IsvcState, namespace: str, version: str | None) -> list[str]:
-    where = f"InferenceService {namespace}/{isvc.name}"
+def _isvc_problems(isvc: IsvcState, where: str, version: str | None, *, remote: bool = False) -> list[str]:
     if not isvc.found:
-        return [f"{where} not found"]
+        return [f"{where} not found" + (" in the Application's resources" if remote else "")]
     problems = []
     if version is not None and isvc.version != version:
-        problems.append(f"{where} is annotated version {isvc.version or 'none'}, want {version}")
+        problems.append(f"{where} has not applied version {version} yet" if remote else
+                        f"{where} is annotated version {isvc.version or 'none'}, want {version}")
     if isvc.stale:
         problems.append(f"{where} status is for an older spec (KServe has not reconciled it yet)")
     if isvc.ready != "True":

@@ -16,6 +16,7 @@ class EnvStatus:
     git_version: str | None
     image: str | None
     hold: str | None
+    cluster: str = ""                                             # the environment's Argo CD destination
     aliases: dict[str, str | None] = field(default_factory=dict)  # mapped alias -> registry version
     drift: list[str] = field(default_factory=list)                # aliases whose version is not deployed
 
@@ -34,9 +35,12 @@ def collect(cfg: Config, client=None) -> tuple[list[EnvStatus], str | None]:
             except GitopsError as exc:
                 problem = str(exc).splitlines()[0]
         for env in cfg.environments:
+            if not cfg.environments[env].may_serve(model.name):
+                continue
             state = read_release(cfg.env_dir(env)).get(model.name)
             row = EnvStatus(model.name, env, state.version if state else None, state and (state.image or
-                            state.storage_uri), state.hold if state else None)
+                            state.storage_uri), state.hold if state else None,
+                            cluster=cfg.environments[env].cluster.name)
             for alias, mapped in model.aliases.items():
                 if mapped != env:
                     continue

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from gitops_tool.config import Config
 from gitops_tool.errors import GitopsError
-from gitops_tool.platform.secrets import SEALED_DIR, by_method, required_secrets
+from gitops_tool.platform.secrets import SEALED_DIR, by_method, required_secrets, secret_annotations
 from gitops_tool.secrets.sealing import load_public_key, sealed_secret
 from gitops_tool.yamlio import dump_docs
 
@@ -33,7 +33,8 @@ def seal_into_project(cfg: Config, env_name: str, name: str, values: dict[str, s
         raise GitopsError(f"{cfg.source}: {name} in {env.label} uses method {env.secret_method(name)!r}, not sealed",
                           hint=f"set {field}.secrets.method (or overrides.{name}) to sealed")
     doc = sealed_secret(load_public_key(cert), name=name, namespace=env.namespace, values=values,
-                        scope=scope or env.secrets["scope"])
+                        scope=scope or env.secrets["scope"],
+                        secret_annotations=secret_annotations(cfg, env, name))
     target = cfg.root / env.rel_dir / SEALED_DIR / f"{name}.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(dump_docs([doc], header=SEALED_HEADER), encoding="utf-8")
