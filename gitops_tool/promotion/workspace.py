@@ -102,8 +102,20 @@ def _worktree(tmp: Path, config_path: Path, branch: str | None) -> Iterator[Work
         if not config.is_file():
             raise GitopsError(f"remote {remote!r} branch {branch!r} has no {config.relative_to(tree)}")
         yield Workspace(load_config(config), repo, remote, branch, cloned=False, user=user)
+    except GitopsError as exc:
+        raise _relocated(exc, tree, user.root, f"{remote}/{branch}") from None
     finally:
         private.remove_worktree(user, tree)
+
+
+def _relocated(exc: GitopsError, tree: Path, root: Path, where: str) -> GitopsError:
+    """Name files as the user knows them (their checkout's paths), and say whose content was read."""
+    message = str(exc.args[0]) if exc.args else str(exc)
+    if str(tree) not in message:
+        return exc
+    message = message.replace(str(tree.resolve()), str(root)).replace(str(tree), str(root))
+    return GitopsError(f"{message}\n  (read from {where}, the remote's tip, not from your working tree)",
+                       retryable=exc.retryable, hint=exc.hint)
 
 
 def _fetch(user: GitRepo, remote: str, branch: str) -> None:
