@@ -6,6 +6,7 @@ from pathlib import Path
 
 from gitops_tool.cli.output import err, out
 from gitops_tool.config import find_config, load_config
+from gitops_tool.errors import GitopsError, UsageError
 
 
 def _config_path(path: str | None) -> Path:
@@ -48,7 +49,10 @@ def render(config_path: str | None, env: str) -> int:
     from gitops_tool.kustomize.render import render as kustomize
 
     cfg = load_config(_config_path(config_path))
-    cfg.env(env)
+    try:
+        cfg.env(env)
+    except GitopsError as exc:
+        raise UsageError(str(exc.args[0]), hint=exc.hint) from None  # ENV is a command-line argument
     out(kustomize(cfg.env_dir(env)).rstrip("\n"))
     return 0
 

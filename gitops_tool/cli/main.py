@@ -8,10 +8,20 @@ import click
 
 from gitops_tool import __version__
 from gitops_tool.cli import cluster_commands, commands, promotion_commands, secrets_commands, webhook_commands
-from gitops_tool.errors import GitopsError
+from gitops_tool.errors import GitopsError, UsageError
 
 EXIT_ERROR = 1  # expected failure (GitopsError)
 EXIT_BUG = 3    # anything else
+EXIT_USAGE = 2  # bad command line (as click's own usage errors)
+EXIT_PIPE = 141  # stdout closed by the reader (128 + SIGPIPE), as other Unix tools report it
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 class Boundary(click.Group):
@@ -20,6 +30,12 @@ class Boundary(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except UsageError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE)
+        except BrokenPipeError:
+            _quiet_stdout()  # `gitops-tool history | head -1`: the reader left; not a bug
+            ctx.exit(EXIT_PIPE)
         except GitopsError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(EXIT_ERROR)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from gitops_tool.config.model_checks import check_model
 from gitops_tool.errors import GitopsError
 
 DEFAULT_IMAGES = {
@@ -152,6 +153,7 @@ def _environment(name: str, spec: dict, where: Callable) -> Environment:
 
 
 def _model(name: str, spec: dict, envs: dict[str, Environment], where: Callable) -> Model:
+    check_model(name, spec, envs, where)
     for alias, env in spec["aliases"].items():
         if env not in envs:
             raise GitopsError(

@@ -123,4 +123,5 @@ def _fetch(user: GitRepo, remote: str, branch: str) -> None:
         user.fetch(remote, branch)
     except GitopsError as exc:
         url = redact(user._git("remote", "get-url", remote).out.strip() or "(no such remote)")
-        raise GitopsError(f"{exc} (url {url}); nothing changed", retryable=exc.retryable, hint=exc.hint) from None
+        raise GitopsError(f"{exc} (url {url}, checkout {user.root}); nothing changed", retryable=exc.retryable,
+                          hint=exc.hint) from None
