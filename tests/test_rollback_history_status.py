@@ -78,8 +78,10 @@ def test_release_lifts_the_hold_and_automation_resumes(dev_at_v2, registry):
     res = repo.cli("release", WINE, "--env", "dev")
     assert res.returncode == 1 and "has no hold to release" in res.stderr
     _ok(repo.cli("rollback", WINE, "--env", "dev", "--to", v1))
-    again = repo.cli("rollback", WINE, "--env", "dev", "--to", v1)
-    assert again.returncode == 1 and "already rolled back" in again.stderr
+    held_at = repo.remote_head()
+    again = repo.cli("rollback", WINE, "--env", "dev", "--to", v1)  # a rerun converges: exit 0, no commit
+    assert again.returncode == 0 and "already rolled back" in again.stdout and "no commit" in again.stdout
+    assert repo.remote_head() == held_at
 
     _ok(repo.cli("release", WINE, "--env", "dev"))
     assert _deployed(repo, "dev") == (v1, None)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from gitops_tool.cli.output import err, out, out_json
 from gitops_tool.config import find_config, load_config
+from gitops_tool.errors import GitopsError, UsageError
 
 
 def _config_path(path: str | None) -> Path:
@@ -62,7 +63,11 @@ def render(config_path: str | None, env: str) -> int:
     from gitops_tool.kustomize.render import render as kustomize
 
     cfg = load_config(_config_path(config_path))
-    out(kustomize(cfg.root / cfg.target(env).rel_dir).rstrip("\n"))
+    try:
+        target = cfg.target(env)
+    except GitopsError as exc:
+        raise UsageError(str(exc.args[0]), hint=exc.hint) from None  # ENV is a command-line argument
+    out(kustomize(cfg.root / target.rel_dir).rstrip("\n"))
     return 0
 
 

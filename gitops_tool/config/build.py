@@ -15,6 +15,7 @@ from gitops_tool.config.model import (
     IN_CLUSTER_SERVER, PLATFORM_DIR, SCALE_TO_ZERO_MODES, Config, Destination, Environment, Model, ObjectStore,
     PlatformInstance, Serving,
 )
+from gitops_tool.config.model_checks import check_model
 from gitops_tool.errors import GitopsError
 
 Where = Callable[[list], str]
@@ -178,6 +179,7 @@ def _storage_reachable(registry: PlatformInstance, envs: dict[str, Environment],
 
 
 def _model(name: str, spec: dict, envs: dict[str, Environment], where: Where) -> Model:
+    check_model(name, spec, envs, where)
     for alias, env in spec["aliases"].items():
         if env not in envs:
             raise GitopsError(f"{where(['models', name, 'aliases', alias])}: alias {alias!r} maps to unknown "
