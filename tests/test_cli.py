@@ -45,7 +45,7 @@ def test_render_prints_kustomize_output(project: Path):
 
 def test_render_unknown_env(project: Path):
     result = run_cli("render", "qa", cwd=project)
-    assert result.returncode == 1
+    assert result.returncode == 2  # ENV is a command-line argument: a usage error
     assert "no platform instance or environment 'qa' (known: platform/main, dev, staging, prod)" in result.stderr
 
 
