@@ -105,3 +105,19 @@ def test_committed_reference_platform_has_no_drift():
     root = Path(__file__).resolve().parents[1]
     result = run_cli("generate", "--check", cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_init_prod_cluster_url_or_in_cluster(tmp_path: Path):
+    from gitops_tool.config import load_config
+
+    remote = run_cli("init", str(tmp_path / "a"), "--prod-cluster", "https://k8s.prod.acme.io:6443")
+    assert remote.returncode == 0, remote.stderr
+    cfg = load_config(tmp_path / "a" / "gitops.yaml")
+    assert cfg.env("prod").cluster.server == "https://k8s.prod.acme.io:6443"
+    local = run_cli("init", str(tmp_path / "b"), "--prod-cluster", "in-cluster")
+    assert local.returncode == 0, local.stderr
+    cfg = load_config(tmp_path / "b" / "gitops.yaml")
+    assert cfg.env("prod").cluster.name == "in-cluster" and set(cfg.clusters) == {"in-cluster"}
+    bad = run_cli("init", str(tmp_path / "c"), "--prod-cluster", "prod.acme.io")
+    assert bad.returncode == 1 and "--prod-cluster 'prod.acme.io': not an https:// API server URL" in bad.stderr
+    assert not (tmp_path / "c").exists()

@@ -306,6 +306,7 @@ class Row:
     env: str
     aliases: dict = field(default_factory=dict)
     drift: list = field(default_factory=list)
+    error: str | None = None  # as promotion.status.EnvStatus: the registry could not answer for this model
 
 
 def test_drift_monitor_sets_and_clears_the_gauge():

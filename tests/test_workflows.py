@@ -47,7 +47,9 @@ TOOL_CHECKOUT = 'tool:\n  package: "."\n  e2e_tests: tests/e2e\n  validate_stric
 
 
 def with_tool(text: str) -> Config:
-    return config(starter_config().replace("\nmlflow:\n", f"\n{text}\nmlflow:\n", 1))
+    text_ = starter_config()
+    assert "\nargocd:\n" in text_
+    return config(text_.replace("\nargocd:\n", f"\n{text}\nargocd:\n", 1))
 
 
 def tool_checkout() -> Config:

@@ -92,12 +92,15 @@ def cli() -> None:
 @click.option("--repo-url", help="Git URL Argo CD syncs from (default: a placeholder `validate` warns about).")
 @click.option("--registry", help="Where your images live, e.g. ghcr.io/acme: the model images and the "
                                  "gitops-tool receiver image (default: placeholders).")
-@click.option("--host", "domain", help="Domain for the MLflow hosts: mlflow.DOMAIN, mlflow.dev.DOMAIN, ... "
-                                       "(default: example.com placeholders).")
+@click.option("--host", "domain", help="Domain for the MLflow host: mlflow.DOMAIN (default: an example.com placeholder).")
+@click.option("--prod-cluster", help="API server URL of the cluster prod serves on, as registered in Argo CD, or "
+                                     "`in-cluster` to serve prod next to the platform (default: a placeholder).")
 @output_option
-def init(directory: str, repo_url: str | None, registry: str | None, domain: str | None, output: str) -> None:
+def init(directory: str, repo_url: str | None, registry: str | None, domain: str | None, prod_cluster: str | None,
+         output: str) -> None:
     """Write a starter gitops.yaml (wine-classifier example) and generate the tree."""
-    _run(commands.init(directory, repo_url, registry=registry, domain=domain, output=output))
+    _run(commands.init(directory, repo_url, registry=registry, domain=domain, prod_cluster=prod_cluster,
+                       output=output))
 
 
 @cli.command()

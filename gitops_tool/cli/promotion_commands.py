@@ -142,7 +142,7 @@ def reconcile(*, config: str | None, repo_url: str | None, branch: str | None, t
                 tracking_uri=tracking_uri, dry_run=dry_run, push=push)
     failed = [i for i in items if i.action == "failed"]
     if output == "json":
-        out(json.dumps({"items": as_json(items), "failed": len(failed),
+        out(json.dumps({"ok": not failed, "items": as_json(items), "failed": len(failed),
                         "in_sync": all(i.action in ("in-sync", "held", "skipped") for i in items)}, indent=2))
     else:
         for i in items:
