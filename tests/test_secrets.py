@@ -258,16 +258,17 @@ def test_apr1_matches_openssl():
     assert apr1("correct horse", "x1Y2z3W4") == expected
 
 
-@pytest.mark.parametrize("algorithm", ["apr1", "bcrypt"])
+@pytest.mark.parametrize("algorithm", ["apr1", "bcrypt", "sha"])
 def test_htpasswd_entry_works_in_real_nginx(tmp_path: Path, algorithm: str):
+    """sha is what Envoy Gateway's basicAuth takes (no Envoy runs here: nginx checks the same {SHA} format)."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         pytest.skip("nginx is not installed (the Debian package nginx; .ci/run installs it)")
-    result = run_cli("secrets", "htpasswd", "alice", *(["--bcrypt"] if algorithm == "bcrypt" else []),
-                     "--password", "wonder land")
+    flags = {"apr1": [], "bcrypt": ["--bcrypt"], "sha": ["--sha"]}[algorithm]
+    result = run_cli("secrets", "htpasswd", "alice", *flags, "--password", "wonder land")
     assert result.returncode == 0, result.stderr
     line = result.stdout.strip()
-    assert line.startswith("alice:$apr1$" if algorithm == "apr1" else "alice:$2y$")
+    assert line.startswith({"apr1": "alice:$apr1$", "bcrypt": "alice:$2y$", "sha": "alice:{SHA}"}[algorithm])
     (tmp_path / "htpasswd").write_text(line + "\n")
     (tmp_path / "www").mkdir()
     (tmp_path / "www/index.html").write_text("ok")

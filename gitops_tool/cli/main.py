@@ -364,10 +364,15 @@ def secrets_seal(env: str, name: str, cert: str, env_file: str | None, literals:
 @secrets.command("htpasswd")
 @click.argument("user")
 @click.option("--bcrypt", "use_bcrypt", is_flag=True, help="bcrypt instead of apr1 (nginx accepts both).")
+@click.option("--sha", "use_sha", is_flag=True,
+              help="{SHA}: the only scheme Envoy Gateway accepts (edge kind gateway-api); use a long random password.")
 @click.password_option("--password", prompt=True, confirmation_prompt=True, help="Prompted for when omitted.")
-def secrets_htpasswd(user: str, use_bcrypt: bool, password: str) -> None:
-    """Print an nginx basic-auth entry for USER (for the mlflow-basic-auth Secret's `auth` key)."""
-    _run(secrets_commands.htpasswd(user=user, password=password, algorithm="bcrypt" if use_bcrypt else "apr1"))
+def secrets_htpasswd(user: str, use_bcrypt: bool, use_sha: bool, password: str) -> None:
+    """Print a basic-auth entry for USER (the mlflow-basic-auth Secret: key `auth`, or `.htpasswd` with gateway-api)."""
+    if use_bcrypt and use_sha:
+        raise click.UsageError("--bcrypt and --sha cannot be combined")
+    algorithm = "bcrypt" if use_bcrypt else "sha" if use_sha else "apr1"
+    _run(secrets_commands.htpasswd(user=user, password=password, algorithm=algorithm))
 
 
 @secrets.command("list")

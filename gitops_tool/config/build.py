@@ -43,6 +43,7 @@ def build_config(raw: dict, *, source: str, root: Path, line_of: Callable[[list]
     if receiver["mode"] == "dispatch" and not receiver["github_repository"]:
         raise GitopsError(f"{where(['platform', 'receiver', 'mode'])}: dispatch mode needs "
                           "platform.receiver.github_repository (owner/name)")
+    edge = _edge(platform.get("edge", {}), instances, where)
     mlflow = MLFLOW_DEFAULTS | platform.get("mlflow", {}) | {"tracking_uri": platform.get("tracking_uri")}
     mlflow["artifacts_bucket"] = registry.object_store.bucket
     repo = raw["repo"]
@@ -53,10 +54,30 @@ def build_config(raw: dict, *, source: str, root: Path, line_of: Callable[[list]
         ingress_namespace=network.get("ingress_namespace", "ingress-nginx"),
         monitoring_namespace=network.get("monitoring_namespace", "monitoring"),
         images=DEFAULT_IMAGES | raw.get("images", {}), mlflow=mlflow, receiver=receiver,
-        platform=instances, environments=envs, models=models,
+        platform=instances, environments=envs, models=models, edge=edge,
         tool={"package": f"gitops-tool=={__version__}", "run": "pip", "e2e_tests": None, "validate_strict": True}
         | raw.get("tool", {}),
     )
+
+
+GATEWAY_IMPLEMENTATIONS = ("envoy-gateway",)  # basic auth is the implementation's policy, not Gateway API's
+
+
+def _edge(spec: dict, instances: dict[str, PlatformInstance], where: Where) -> dict:
+    edge = {"kind": "ingress-nginx", "implementation": "envoy-gateway", "gateway": None,
+            "proxy_namespace": "envoy-gateway-system"} | spec
+    if edge["kind"] != "gateway-api":
+        return edge
+    if edge["implementation"] not in GATEWAY_IMPLEMENTATIONS:
+        raise GitopsError(f"{where(['platform', 'edge', 'implementation'])}: {edge['implementation']!r} is not "
+                          f"supported: basic auth is rendered as Envoy Gateway's SecurityPolicy (supported: "
+                          f"{', '.join(GATEWAY_IMPLEMENTATIONS)}); use kind: ingress-nginx otherwise")
+    for name, inst in instances.items():
+        if inst.tls_enabled:
+            raise GitopsError(f"{where(['platform', 'instances', name, 'tls'])}: with edge kind gateway-api TLS "
+                              "terminates at the Gateway's listener; set tls: {enabled: false} here and configure "
+                              "the certificate on the Gateway")
+    return edge
 
 
 def _destination(value: str, clusters: dict[str, str], path: list, where: Where) -> Destination:

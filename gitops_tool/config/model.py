@@ -172,6 +172,8 @@ class Config:
     models: dict[str, Model]
     # How the generated workflows get gitops-tool (gitops.yaml `tool:`); see gitops_tool/platform/workflows.py.
     tool: dict[str, Any] = field(default_factory=dict)
+    # platform.edge: kind ingress-nginx | gateway-api (+ implementation, gateway, proxy_namespace)
+    edge: dict[str, Any] = field(default_factory=lambda: {"kind": "ingress-nginx"})
 
     @property
     def registry(self) -> PlatformInstance:

@@ -95,7 +95,9 @@ def _deny_all() -> dict:
 def platform_network_policies(cfg: Config) -> list[dict]:
     """The platform namespace: only the ingress controller, Prometheus and MLflow's own callers reach MLflow."""
     # The receiver and its register Job call MLflow from inside the namespace (webhook CRUD, alias lookups).
-    mlflow_clients = [_from_namespace(cfg.ingress_namespace), _from_namespace(cfg.monitoring_namespace),
+    from gitops_tool.platform.gateway import client_namespace
+
+    mlflow_clients = [_from_namespace(client_namespace(cfg)), _from_namespace(cfg.monitoring_namespace),
                       _from_pods("gitops-webhook"), _from_pods("gitops-webhook-register")]
     return [
         _deny_all(),

@@ -12,6 +12,7 @@ from pathlib import Path
 from gitops_tool.config import Config, PlatformInstance
 from gitops_tool.platform.datastores import bucket_job_patch, pvc_template
 from gitops_tool.platform.edge import ingress_env_patch, minio_policy
+from gitops_tool.platform.gateway import edge_patches, uses_gateway
 from gitops_tool.platform.mlflow_server import mlflow_env_patch, mlflow_hpa
 from gitops_tool.platform.overlay import overlay_kustomization, secret_files
 
@@ -42,9 +43,10 @@ def minio_clients(cfg: Config, inst: PlatformInstance) -> list[str]:
 
 
 def generated_patches(cfg: Config, inst: PlatformInstance) -> dict[str, dict]:
+    edge = edge_patches(inst) if uses_gateway(cfg) else {"ingress.yaml": ingress_env_patch(inst)}
     patches = {
         "mlflow.yaml": mlflow_env_patch(cfg, inst),
-        "ingress.yaml": ingress_env_patch(inst),
+        **edge,
         "postgres-storage.yaml": _statefulset_storage("postgres", inst.postgres_storage, inst.storage_class),
     }
     if uses_minio(inst):

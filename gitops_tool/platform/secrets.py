@@ -30,12 +30,12 @@ def required_secrets(cfg: Config, target: Target) -> dict[str, list[str]]:
     if isinstance(target, Environment):
         return {"kserve-s3-credentials": SECRETS["kserve-s3-credentials"]["keys"]} if storage_models(cfg, target) else {}
     wanted = ["postgres-credentials", "mlflow-backend", "mlflow-keys"]
-    if target.basic_auth:
-        wanted.append("mlflow-basic-auth")
     if target.registry_of_record and cfg.receiver["enabled"]:
         wanted += ["gitops-webhook", "gitops-git-credentials" if cfg.receiver["mode"] == "promote"
                    else "gitops-github-token"]
     out = {name: SECRETS[name]["keys"] for name in wanted}
+    if target.basic_auth:  # nginx reads the key `auth`; Envoy Gateway's SecurityPolicy reads `.htpasswd`
+        out["mlflow-basic-auth"] = [".htpasswd"] if cfg.edge["kind"] == "gateway-api" else ["auth"]
     out[target.object_store.secret] = list(target.object_store.keys)
     return out
 

@@ -13,6 +13,7 @@ from gitops_tool.platform.datastores import minio, postgres
 from gitops_tool.platform.edge import (
     ingress, minio_policy, platform_network_policies, serving_network_policies, service_monitor,
 )
+from gitops_tool.platform.gateway import gateway_files, uses_gateway
 from gitops_tool.platform.mlflow_server import mlflow
 from gitops_tool.platform.monitoring import kserve_pod_monitor, mlserver_metrics_policy, monitoring_files
 from gitops_tool.platform.overlay import RELEASE_HEADER, empty_release, local_secret_files, serving_overlay_files
@@ -38,7 +39,7 @@ def platform_base_files(cfg: Config) -> dict[str, list[dict]]:
     files: dict[str, list[dict]] = {
         "postgres.yaml": postgres(cfg),
         "mlflow.yaml": mlflow(cfg),
-        "ingress.yaml": [ingress(cfg)],
+        **(gateway_files(cfg) if uses_gateway(cfg) else {"ingress.yaml": [ingress(cfg)]}),
         "servicemonitor.yaml": [service_monitor(cfg)],
         "network-policies.yaml": platform_network_policies(cfg),
     } | monitoring_files(cfg)
