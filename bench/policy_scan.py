@@ -1,4 +1,4 @@
-"""Policy scan: checkov (Kubernetes framework, offline) over every rendered environment, and the seed.
+"""Policy scan: checkov (Kubernetes framework, offline) over every rendered overlay, and the seed.
 
     make policy                         # creates .venv-checkov, then runs this
     .venv/bin/python bench/policy_scan.py [--checkov .venv-checkov/bin/checkov] [--json]
@@ -41,13 +41,14 @@ def run_checkov(checkov: str, folder: Path) -> dict:
 
 
 def render_all(out: Path) -> list[str]:
+    """Every overlay Argo CD syncs: the platform instances (the MLflow stack) and the serving environments."""
     from gitops_tool.config import load_config
     from gitops_tool.kustomize.render import render
 
     cfg = load_config(ROOT / "gitops.yaml")
-    for env in cfg.environments:
-        (out / f"{env}.yaml").write_text(render(cfg.env_dir(env)))
-    return list(cfg.environments)
+    for target in cfg.targets():
+        (out / f"{target.label.replace('/', '-')}.yaml").write_text(render(cfg.root / target.rel_dir))
+    return [target.label for target in cfg.targets()]
 
 
 def scan(checkov: str) -> dict:
@@ -57,7 +58,7 @@ def scan(checkov: str) -> dict:
         seed.mkdir()
         envs = render_all(ours)
         (seed / "seed.yaml").write_text(SEED.read_text())
-        return {"environments": envs, "ours": run_checkov(checkov, ours), "seed": run_checkov(checkov, seed)}
+        return {"overlays": envs, "ours": run_checkov(checkov, ours), "seed": run_checkov(checkov, seed)}
 
 
 def main() -> int:

@@ -25,16 +25,17 @@ from gitops_tool.validate import K8S_VERSION, validate_all, validate_environment
 SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
 
 def generate(root: Path, n: int) -> dict[str, Path]:
-    """The real platform from `gitops-tool generate`, with N environments, each serving a promoted model."""
+    """The real platform from `gitops-tool generate`: the platform instance plus N serving environments,
+    each serving a promoted model."""
     from gitops_tool.config import load_config
     from gitops_tool.kustomize.release import ReleaseEdit, parse_image, plan_release_edit
     from gitops_tool.project import generate as run_generate, starter_config
 
     text = starter_config()
-    head = text[: text.index("environments:\n")] + "environments:\n"
+    head = text[: text.index("\nenvironments:\n")] + "\nenvironments:\n"
     for i in range(n):
-        head += (f"  env{i:02d}:\n    namespace: mlflow-env{i:02d}\n    host: mlflow.env{i:02d}.example.com\n"
-                 f"    replicas: {1 + i % 3}\n    tls: {{enabled: {str(i % 2 == 0).lower()}}}\n")
+        head += (f"  env{i:02d}:\n    namespace: models-env{i:02d}\n"
+                 f"    serving: {{mode: Standard, min_replicas: 1, max_replicas: {1 + i % 3}}}\n")
     models = ("\nmodels:\n  wine-classifier:\n    image_repository: registry.example.com/ml/wine-classifier\n"
               "    aliases: {champion: env00}\n")
     root.mkdir(parents=True, exist_ok=True)
@@ -46,7 +47,7 @@ def generate(root: Path, n: int) -> dict[str, Path]:
         edit = ReleaseEdit("wine-classifier", "7", image=image)
         for path, body in plan_release_edit(cfg.env_dir(env), edit).items():
             path.write_text(body)
-    return {env: cfg.env_dir(env) for env in cfg.environments}
+    return {"platform/main": cfg.platform_dir("main")} | {env: cfg.env_dir(env) for env in cfg.environments}
 
 
 def _cpu() -> float:

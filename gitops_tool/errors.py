@@ -19,3 +19,7 @@ class GitopsError(Exception):
     def __str__(self) -> str:
         base = super().__str__()
         return f"{base}\n  hint: {self.hint}" if self.hint else base
+
+
+class UsageError(GitopsError):
+    """The command line itself is wrong (an unparsable reference, a missing --env): exit 2, like click's."""

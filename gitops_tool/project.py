@@ -48,7 +48,21 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z
 _REGISTRY = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$")
 
 
-def starter_text(*, repo_url: str | None = None, registry: str | None = None, domain: str | None = None) -> str:
+STARTER_PROD_CLUSTER = "    prod: https://prod.k8s.example.com\n"
+_CLUSTER_URL = re.compile(r"^https://[^\s/]+(:[0-9]+)?(/[^\s]*)?$")
+
+
+def _with_prod_cluster(text: str, prod_cluster: str) -> str:
+    if prod_cluster == "in-cluster":  # one cluster for everything: no other destination to allow
+        text = text.replace("  clusters:\n" + STARTER_PROD_CLUSTER, "  clusters: {}\n", 1)
+        return text.replace("    cluster: prod\n", "    cluster: in-cluster\n", 1)
+    if not _CLUSTER_URL.match(prod_cluster):
+        raise GitopsError(f"--prod-cluster {prod_cluster!r}: not an https:// API server URL (or `in-cluster`)")
+    return text.replace(STARTER_PROD_CLUSTER, f"    prod: {prod_cluster}\n", 1)
+
+
+def starter_text(*, repo_url: str | None = None, registry: str | None = None, domain: str | None = None,
+                 prod_cluster: str | None = None) -> str:
     """The starter gitops.yaml with the given real values in place of its placeholders."""
     text = starter_config()
     if repo_url:
@@ -59,21 +73,23 @@ def starter_text(*, repo_url: str | None = None, registry: str | None = None, do
             raise GitopsError(f"--registry {registry!r}: not a registry path such as ghcr.io/acme")
         text = text.replace(STARTER_REGISTRY, registry)
         # The receiver and Job image: build it with the Dockerfile (or the release workflow) and push it there.
-        text = text.replace("\nenvironments:\n", f"\nimages:\n  gitops_tool: {registry}/gitops-tool:{__version__}\n"
-                            "\nenvironments:\n", 1)
+        text = text.replace("\nargocd:\n", f"\nimages:\n  gitops_tool: {registry}/gitops-tool:{__version__}\n"
+                            "\nargocd:\n", 1)
+    if prod_cluster:
+        text = _with_prod_cluster(text, prod_cluster)
     if domain:
         if not _DOMAIN.match(domain):
             raise GitopsError(f"--host {domain!r}: not a domain name such as ml.acme.io")
         text = re.sub(rf"(host: mlflow(?:\.[a-z0-9-]+)?)\.{re.escape(STARTER_DOMAIN)}\b", rf"\1.{domain}", text)
     # The generated workflows install exactly this release (see `tool.package` in gitops.schema.json).
-    return text.replace("\nmlflow:\n", "\ntool:\n  # How the generated workflows install gitops-tool (a pip requirement).\n"
-                        f"  package: gitops-tool=={__version__}\n\nmlflow:\n", 1)
+    return text.replace("\nargocd:\n", "\ntool:\n  # How the generated workflows install gitops-tool (a pip requirement).\n"
+                        f"  package: gitops-tool=={__version__}\n\nargocd:\n", 1)
 
 
 def init_project(directory: Path, *, repo_url: str | None = None, registry: str | None = None,
-                 domain: str | None = None) -> GenerateResult:
+                 domain: str | None = None, prod_cluster: str | None = None) -> GenerateResult:
     """Write the starter gitops.yaml for the wine-classifier example and generate the tree."""
-    text = starter_text(repo_url=repo_url, registry=registry, domain=domain)
+    text = starter_text(repo_url=repo_url, registry=registry, domain=domain, prod_cluster=prod_cluster)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / CONFIG_FILE
     if target.exists():

@@ -35,15 +35,18 @@ def test_version():
 
 
 def test_render_prints_kustomize_output(project: Path):
-    result = run_cli("render", "dev", cwd=project)
+    result = run_cli("render", "platform/main", cwd=project)
     assert result.returncode == 0
-    assert "kind: StatefulSet" in result.stdout and "namespace: mlflow-dev" in result.stdout
+    assert "kind: StatefulSet" in result.stdout and "namespace: mlflow\n" in result.stdout
+    serving = run_cli("render", "dev", cwd=project)
+    assert serving.returncode == 0 and "namespace: models-dev" in serving.stdout
+    assert "kind: StatefulSet" not in serving.stdout  # a serving overlay runs no MLflow stack
 
 
 def test_render_unknown_env(project: Path):
     result = run_cli("render", "qa", cwd=project)
-    assert result.returncode == 1
-    assert "environment 'qa' is not defined (known: dev, staging, prod)" in result.stderr
+    assert result.returncode == 2  # ENV is a command-line argument: a usage error
+    assert "no platform instance or environment 'qa' (known: platform/main, dev, staging, prod)" in result.stderr
 
 
 def test_kustomize_failure_shows_its_stderr_and_exits_1(project: Path):
@@ -56,16 +59,16 @@ def test_kustomize_failure_shows_its_stderr_and_exits_1(project: Path):
 
 
 def test_validate_finding_format_and_exit(project: Path, schema_dir: Path):
-    patch = project / "environments/staging/patches/typo.yaml"
+    patch = project / "environments/platform/main/patches/typo.yaml"
     patch.parent.mkdir()
     patch.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: mlflow\nspec:\n  replicaz: 3\n")
     assert run_cli("generate", cwd=project).returncode == 0
     result = run_cli("validate", "--schema-dir", str(schema_dir), cwd=project)
     assert result.returncode == 1
-    lines = [line for line in result.stdout.splitlines() if line.startswith("staging: ")]
-    assert lines and lines[0].startswith("staging: Deployment/mlflow: ")
+    lines = [line for line in result.stdout.splitlines() if line.startswith("platform/main: ")]
+    assert lines and lines[0].startswith("platform/main: Deployment/mlflow: ")
     assert "replicaz" in lines[0]
-    assert "dev: " not in result.stdout.replace("FAILED: dev", "")
+    assert "dev: " not in result.stdout.replace("FAILED: platform/main, dev", "")
 
 
 def test_validate_passes_after_init_with_the_packaged_schemas(project: Path):
@@ -79,7 +82,7 @@ def test_validate_reports_kinds_without_schemas_and_says_what_to_do(project: Pat
     patches.mkdir(exist_ok=True)
     (patches / "widget.yaml").write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")
     kustomization = project / "environments" / "dev" / "kustomization.yaml"
-    kustomization.write_text(kustomization.read_text().replace("  - ../../base\n", "  - ../../base\n  - patches/widget.yaml\n"))
+    kustomization.write_text(kustomization.read_text().replace("  - ../../base/serving\n", "  - ../../base/serving\n  - patches/widget.yaml\n"))
     result = run_cli("validate", "dev", cwd=project)
     assert result.returncode == 1
     assert "dev: Widget/w: apiVersion: unchecked: no schema for example.com/v1 Widget" in result.stdout
@@ -102,3 +105,19 @@ def test_committed_reference_platform_has_no_drift():
     root = Path(__file__).resolve().parents[1]
     result = run_cli("generate", "--check", cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_init_prod_cluster_url_or_in_cluster(tmp_path: Path):
+    from gitops_tool.config import load_config
+
+    remote = run_cli("init", str(tmp_path / "a"), "--prod-cluster", "https://k8s.prod.acme.io:6443")
+    assert remote.returncode == 0, remote.stderr
+    cfg = load_config(tmp_path / "a" / "gitops.yaml")
+    assert cfg.env("prod").cluster.server == "https://k8s.prod.acme.io:6443"
+    local = run_cli("init", str(tmp_path / "b"), "--prod-cluster", "in-cluster")
+    assert local.returncode == 0, local.stderr
+    cfg = load_config(tmp_path / "b" / "gitops.yaml")
+    assert cfg.env("prod").cluster.name == "in-cluster" and set(cfg.clusters) == {"in-cluster"}
+    bad = run_cli("init", str(tmp_path / "c"), "--prod-cluster", "prod.acme.io")
+    assert bad.returncode == 1 and "--prod-cluster 'prod.acme.io': not an https:// API server URL" in bad.stderr
+    assert not (tmp_path / "c").exists()

@@ -1,9 +1,12 @@
 """`gitops-tool wait` and `status --cluster` through the real kubernetes client and real HTTP.
 
-There is no cluster here: a loopback HTTP server stands in for the Kubernetes API server. It answers
-the exact REST paths the client requests (Argo CD Applications, KServe InferenceServices) with the
-JSON in tests/fixtures/cluster/, and can change its answer over time. The client finds it through
-a kubeconfig written in tmp (server: http://127.0.0.1:PORT, no auth).
+There is no cluster here: a loopback HTTP server stands in for the Kubernetes API server of the
+cluster Argo CD runs on. It answers the exact REST paths the client requests (Argo CD Applications,
+KServe InferenceServices) with the JSON in tests/fixtures/cluster/, and can change its answer over
+time. The client finds it through a kubeconfig written in tmp (server: http://127.0.0.1:PORT, no auth).
+
+Two topologies: prod moved in-cluster (its InferenceService is read from the same API), and the
+starter's prod on its own cluster (only the Application's status.resources says how it is).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import yaml
 
 from gitops_tool.cli import cluster_commands
 from gitops_tool.errors import GitopsError
+from gitops_tool.project import generate
 
 from tests.conftest import run_cli, write_release
 
@@ -29,7 +33,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "cluster"
 DIGEST = "d" * 64
 IMAGE = f"registry.example.com/ml/wine-classifier@sha256:{DIGEST}"
 APP_PATH = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/mlflow-platform-{env}"
-ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/mlflow-{env}/inferenceservices/wine-classifier"
+ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/models-{env}/inferenceservices/wine-classifier"
+IN_CLUSTER = "https://kubernetes.default.svc"
+PROD_CLUSTER = "https://prod.k8s.example.com"  # argocd.clusters.prod in the starter
 
 
 class FakeApiServer:
@@ -91,9 +97,8 @@ def _fixture(name: str, **values: str) -> str:
     return text
 
 
-@pytest.fixture
-def checkout(project: Path) -> dict[str, str]:
-    """A Git checkout of `init`'s tree with version 4 promoted to prod in its own commit."""
+def _checkout(project: Path) -> dict[str, str]:
+    """A Git checkout of the tree with version 4 promoted to prod in its own commit."""
     git = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
 
     def run(*args: str) -> str:
@@ -115,6 +120,23 @@ def checkout(project: Path) -> dict[str, str]:
 
 
 @pytest.fixture
+def checkout(project: Path) -> dict[str, str]:
+    """prod moved onto Argo CD's own cluster: its InferenceService is read from the same API."""
+    config = project / "gitops.yaml"
+    text = config.read_text()
+    assert text.count("    cluster: prod\n") == 1
+    config.write_text(text.replace("    cluster: prod\n", "    cluster: in-cluster\n"))
+    generate(config)
+    return _checkout(project)
+
+
+@pytest.fixture
+def remote_checkout(project: Path) -> dict[str, str]:
+    """The starter as `init` writes it: prod on the `prod` cluster, not the one Argo CD runs on."""
+    return _checkout(project)
+
+
+@pytest.fixture
 def api(tmp_path: Path, monkeypatch) -> Iterator[FakeApiServer]:
     fake = FakeApiServer()
     with fake.running() as url:
@@ -130,8 +152,9 @@ def api(tmp_path: Path, monkeypatch) -> Iterator[FakeApiServer]:
         yield fake
 
 
-def app(state: str, revision: str, old: str = "0" * 40) -> tuple[int, str]:
-    return 200, _fixture(f"application-{state}.json", REVISION=revision, OLD_REVISION=old, DIGEST=DIGEST)
+def app(state: str, revision: str, old: str = "0" * 40, server: str = IN_CLUSTER) -> tuple[int, str]:
+    return 200, _fixture(f"application-{state}.json", REVISION=revision, OLD_REVISION=old, DIGEST=DIGEST,
+                         SERVER=server)
 
 
 def isvc(state: str, version: str = "4") -> tuple[int, str]:
@@ -176,7 +199,7 @@ def test_timeout_exits_1_naming_what_is_missing(api, checkout, capsys):
     err = capsys.readouterr().err
     assert "prod is not live after 0.3 s" in err
     assert f"revision {checkout['old'][:12]}, not yet {checkout['promoted'][:12]}" in err
-    assert "InferenceService mlflow-prod/wine-classifier is not Ready" in err
+    assert "InferenceService models-prod/wine-classifier is not Ready" in err
     assert api.count(APP_PATH.format(env="prod")) >= 2  # it polled
 
 
@@ -239,3 +262,71 @@ def test_status_cluster_table_and_json(api, checkout):
     prod = next(e for e in doc["environments"] if e["env"] == "prod")
     assert prod["live"] and prod["app"]["revision"] == checkout["head"]
     assert prod["isvcs"]["wine-classifier"]["image"] == IMAGE
+
+
+# --- prod on another cluster: seen through the Application's status.resources -----------------
+
+def _without_isvc(answer: tuple[int, str]) -> tuple[int, str]:
+    doc = json.loads(answer[1])
+    doc["status"]["resources"] = [r for r in doc["status"]["resources"] if r["kind"] != "InferenceService"]
+    return answer[0], json.dumps(doc)
+
+
+def test_remote_prod_is_live_from_the_application_alone(api, remote_checkout):
+    head = remote_checkout["head"]
+    api.set(APP_PATH.format(env="prod"), app("synced-healthy", head, server=PROD_CLUSTER))
+    api.set(ISVC_PATH.format(env="prod"), isvc("not-ready"))  # a same-named object on Argo's cluster: not prod's
+    res = run_cli("wait", "--env", "prod", "--version", "4", "--timeout", "5", cwd=Path(remote_checkout["root"]),
+                  env=os.environ | {"KUBECONFIG": api.kubeconfig})
+    assert res.returncode == 0, res.stderr
+    assert "prod is live" in res.stdout and head[:12] in res.stdout
+    assert api.requests == [APP_PATH.format(env="prod")]  # never read prod's objects from Argo CD's cluster
+
+
+def test_remote_prod_polls_until_argo_reports_the_isvc_healthy(api, remote_checkout, capsys):
+    promoted = remote_checkout["promoted"]
+    api.set(APP_PATH.format(env="prod"), app("progressing", promoted, server=PROD_CLUSTER),
+            app("synced-healthy", promoted, server=PROD_CLUSTER))
+    assert wait(remote_checkout) == 0
+    assert api.count(APP_PATH.format(env="prod")) == 2
+    assert api.count(ISVC_PATH.format(env="prod")) == 0
+    err = capsys.readouterr().err
+    assert ("InferenceService models-prod/wine-classifier on cluster prod (as Argo CD reports it) is not Ready "
+            "(False: Argo CD health Progressing)") in err
+
+
+def test_remote_prod_at_an_old_revision_has_not_applied_the_version(api, remote_checkout, capsys):
+    """Synced and Healthy, but at the commit before the promotion: version 4 is not claimed as live."""
+    old = remote_checkout["old"]
+    api.set(APP_PATH.format(env="prod"), app("synced-healthy", old, server=PROD_CLUSTER))
+    assert wait(remote_checkout, timeout=0) == 1
+    err = capsys.readouterr().err
+    assert f"revision {old[:12]}, not yet {remote_checkout['promoted'][:12]}" in err
+    assert "models-prod/wine-classifier on cluster prod (as Argo CD reports it) has not applied version 4 yet" in err
+    doc = json.loads(run_cli("status", "--cluster", "-o", "json", cwd=Path(remote_checkout["root"]),
+                             env=os.environ | {"KUBECONFIG": api.kubeconfig}).stdout)
+    prod = next(e for e in doc["environments"] if e["env"] == "prod")
+    assert not prod["live"] and prod["isvcs"]["wine-classifier"]["version"] is None
+
+
+def test_remote_prod_without_the_isvc_in_the_application_is_named(api, remote_checkout, capsys):
+    api.set(APP_PATH.format(env="prod"), _without_isvc(app("synced-healthy", remote_checkout["head"],
+                                                           server=PROD_CLUSTER)))
+    assert wait(remote_checkout, timeout=0) == 1
+    assert ("InferenceService models-prod/wine-classifier on cluster prod (as Argo CD reports it) not found in the "
+            "Application's resources") in capsys.readouterr().err
+
+
+def test_status_cluster_mixes_in_cluster_and_remote_environments(api, remote_checkout):
+    head = remote_checkout["head"]
+    api.set(APP_PATH.format(env="prod"), app("synced-healthy", head, server=PROD_CLUSTER))
+    api.set(APP_PATH.format(env="dev"), app("synced-healthy", head))
+    api.set(APP_PATH.format(env="staging"), app("synced-healthy", head))
+    res = run_cli("status", "--cluster", cwd=Path(remote_checkout["root"]),
+                  env=os.environ | {"KUBECONFIG": api.kubeconfig})
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = {line.split()[0]: line.split() for line in res.stdout.splitlines()[1:]}
+    assert rows["prod"] == ["prod", "wine-classifier", "4", "Synced", "Healthy", head[:12], "True", "4", "yes"]
+    # dev and staging serve nothing yet: nothing to read from the API but their Applications
+    assert rows["dev"] == ["dev", "wine-classifier", "-", "Synced", "Healthy", head[:12], "-", "-", "yes"]
+    assert sorted(set(api.requests)) == sorted(APP_PATH.format(env=e) for e in ("dev", "staging", "prod"))

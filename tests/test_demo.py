@@ -32,19 +32,24 @@ def test_demo_runs_the_whole_loop_and_leaves_no_process(tmp_path: Path):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     subjects = [c["subject"] for c in summary["commits"]]
-    assert subjects[:4] == [
+    assert subjects[:6] == [
+        "promote(prod): wine-classifier 1 -> 2 (@champion)",
         "release(prod): wine-classifier hold lifted at 1",
         "rollback(prod): wine-classifier 2 -> 1 (hold)",
         "promote(prod): wine-classifier 1 -> 2 (@champion)",
+        "promote(dev): wine-classifier none -> 2 (@candidate)",
         "promote(prod): wine-classifier none -> 1 (@champion)",
     ]
     log = subprocess.run(["git", "log", "--format=%(trailers:key=Trigger,valueonly)", "main"],
                          cwd=workdir / "origin.git", capture_output=True, text=True, check=True).stdout.split()
-    assert log[:4] == ["release", "rollback", "webhook", "webhook"]
-    assert len(summary["latencies_s"]) == 2 and all(0 < x < 30 for x in summary["latencies_s"])
+    assert log[:6] == ["reconcile", "release", "rollback", "webhook", "webhook", "webhook"]
+    assert len(summary["latencies_s"]) == 3 and all(0 < x < 30 for x in summary["latencies_s"])
     assert [s["status"] for s in summary["steps"]] == ["ok"] * len(summary["steps"])
-    prod = next(r for r in summary["final_status"] if r["env"] == "prod")
-    assert prod["git_version"] == "1" and prod["hold"] is None and prod["aliases"] == {"champion": "2"}
+    rows = {r["env"]: r for r in summary["final_status"]}
+    # The demo ends consistent: the hold is lifted and reconcile re-promoted @champion.
+    assert rows["prod"]["git_version"] == "2" and rows["prod"]["hold"] is None and rows["prod"]["aliases"] == {"champion": "2"}
+    assert rows["dev"]["git_version"] == "2" and summary["drift"] == []
+    assert "mlflow server" in summary["mlflow_restart"] and str(workdir / "mlflow") in summary["mlflow_restart"]
     time.sleep(0.5)
     assert _processes_mentioning(str(workdir)) == []
 

@@ -27,6 +27,7 @@ def test_every_rendered_crd_kind_is_installed_by_the_e2e_run(tmp_path: Path):
     (tmp_path / "gitops.yaml").write_text(test_kind.e2e_config("http://127.0.0.1:1/platform.git"))
     generate(tmp_path / "gitops.yaml")
     kinds = _crd_kinds(render_docs(tmp_path / "environments" / test_kind.ENV))
+    kinds |= _crd_kinds(render_docs(tmp_path / "environments" / "platform" / test_kind.PLATFORM))
     kinds |= _crd_kinds(render_docs(tmp_path / "argocd"))
     assert ("monitoring.coreos.com", "PrometheusRule") in kinds  # the one that was missing
     installed = {url.rsplit("/", 1)[1] for url in test_kind.CRDS}

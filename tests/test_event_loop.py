@@ -373,3 +373,30 @@ def test_held_environment_makes_the_next_webhook_a_skip(loop: Loop):
     job = next(e for e in receiver.log_events() if e.get("msg") == "job skipped")
     assert job["detail"].startswith("held: rollback from") and job["version"] == loop.versions["v1"], job
     assert head(loop.origin) == held_at
+
+
+def test_one_registry_feeds_three_serving_environments(loop: Loop):
+    """One MLflow registry of record, three serving environments: each alias's webhook commits into the
+    environment gitops.yaml maps it to, with that one registry's version number, and reconcile agrees."""
+    receiver = loop.receiver
+    moves = [("candidate", "dev", "v3"), ("challenger", "staging", "v1")]
+    for alias, env, label in moves:
+        before = head(loop.origin)
+        with RegistryClient(loop.mlflow_url) as client:
+            client.set_alias(MODEL, alias, loop.versions[label])
+        sha = wait_for_commit(loop.origin, before)
+        t = trailers(loop.origin, sha)
+        assert (t["Environment"], t["Alias"], t["Model-Version"], t["Trigger"]) == \
+            (env, f"@{alias}", loop.versions[label], "webhook"), t
+        changed = git("show", "--name-only", "--format=", sha, cwd=loop.origin).splitlines()
+        assert changed and all(p.startswith(f"environments/{env}/release/") for p in changed), changed
+    with RegistryClient(loop.mlflow_url) as client:
+        registry = client.get_model_aliases(MODEL)
+    loop.pull()
+    status = json.loads(cli("status", "-o", "json", cwd=loop.checkout, env=loop.env).stdout)
+    rows = {r["env"]: r for r in status["rows"]}
+    assert rows["dev"]["git_version"] == registry["candidate"] == loop.versions["v3"]
+    assert rows["staging"]["git_version"] == registry["challenger"] == loop.versions["v1"]
+    assert rows["prod"]["hold"] and rows["prod"]["cluster"] == "prod"
+    # The only receiver is the registry of record's: every commit above came from it.
+    assert metric(receiver.url, "gitops_promotions_total", result="committed") == 2

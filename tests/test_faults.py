@@ -196,10 +196,10 @@ def _force_push_unrelated(repo: PromoRepo, tmp: Path, edit=None) -> str:
     return other.head()
 
 
-def test_diverged_remote_promotion_reapplies_on_the_new_head(repo, registry, tmp_path):
-    """Defined behaviour: a push rejected as non-fast-forward fetches, moves to the remote's head and
-    re-runs the edit there. If the release state it read still holds there, it lands on top of the
-    force-pushed history (linear, one commit); the local branch follows the remote."""
+def test_diverged_remote_promotion_builds_on_the_new_head(repo, registry, tmp_path):
+    """Defined behaviour: a promotion always builds on the remote's tip, so after a force-push it lands
+    on top of the rewritten history (linear, one commit). The user's main, whose history the remote
+    no longer has, is left exactly where it was (never reset), and the output says so."""
     registry.set_alias("candidate", registry.v1)
     old = repo.head()
     new_root = _force_push_unrelated(repo, tmp_path)
@@ -208,15 +208,16 @@ def test_diverged_remote_promotion_reapplies_on_the_new_head(repo, registry, tmp
     assert res.returncode == 0, res.stdout + res.stderr
     sha = repo.remote_head()
     assert git(repo.remote, "rev-list", "--parents", "-1", sha).split() == [sha, new_root]
-    assert repo.head() == sha and repo.porcelain() == ""
+    assert repo.head() == old and repo.porcelain() == "" and "left as it is" in res.stdout
     assert trailers_of(repo.remote, sha)["Model-Version"] == registry.v1
     _linear(repo.remote)
     FIGURES["remote_diverged_same_state"] = {"outcome": "landed on the new head", "commits_added": 1}
 
 
-def test_diverged_remote_with_other_release_fails_as_conflict(repo, registry, tmp_path):
-    """The force-pushed history deploys another version in dev: a clear conflict, nothing pushed,
-    the local branch and tree as before."""
+def test_diverged_remote_with_other_release_decides_on_the_rewritten_tip(repo, registry, tmp_path):
+    """The force-pushed history deploys another version in dev (none): the promotion decides from
+    those files (none -> v2, the gates run against them), lands on the new root, and the user's
+    checkout stays as it was."""
     registry.set_alias("candidate", registry.v1)
     repo.promote(f"{WINE}@candidate").check_returncode()  # dev runs v1
     registry.set_alias("candidate", registry.v2)
@@ -228,10 +229,11 @@ def test_diverged_remote_with_other_release_fails_as_conflict(repo, registry, tm
     new_root = _force_push_unrelated(repo, tmp_path, roll_dev_back)
     head, status = repo.head(), repo.porcelain()
     res = repo.promote(f"{WINE}@candidate")
-    _clean_failure(res)
-    assert f"conflict: {WINE} in dev moved to version none" in res.stderr and "nothing committed" in res.stderr
-    assert (repo.head(), repo.porcelain(), repo.remote_head()) == (head, status, new_root)
-    FIGURES["remote_diverged_other_state"] = {"outcome": "conflict, exit 1", "commits_added": 0}
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"{WINE} none -> {registry.v2} in dev: pushed" in res.stdout
+    assert (repo.head(), repo.porcelain()) == (head, status)
+    assert git(repo.remote, "rev-parse", "refs/heads/main~1").strip() == new_root
+    FIGURES["remote_diverged_other_state"] = {"outcome": "decided on the new tip, exit 0", "commits_added": 1}
 
 
 # -- 3. a promotion killed midway ----------------------------------------------------------------------
@@ -278,9 +280,9 @@ def test_kill_during_push_in_clone_mode_then_rerun_completes(repo, registry, tmp
                                   "commits_after_rerun": len(landed)}
 
 
-def test_kill_between_commit_and_push_in_checkout_mode_then_rerun_pushes_pending(repo, registry, tmp_path):
-    """Checkout mode SIGKILLed while the push is held by the hook: the local branch has the commit,
-    the remote does not; the next promote of the same ref pushes that very commit ("push pending")."""
+def test_kill_during_push_in_checkout_mode_leaves_the_checkout_then_rerun_lands(repo, registry, tmp_path):
+    """Checkout mode SIGKILLed while the push is held by the hook: the commit was built in a private
+    worktree, so the user's branch, HEAD and tree are as before; the rerun lands exactly one commit."""
     registry.set_alias("candidate", registry.v1)
     start = repo.remote_head()
     marker = tmp_path / "push-in-flight"
@@ -288,22 +290,21 @@ def test_kill_between_commit_and_push_in_checkout_mode_then_rerun_pushes_pending
     proc = _spawn(["promote", f"{WINE}@candidate"], repo.root, repo.env())
     _wait_for(marker.exists, 60, "the push reaching the pre-receive hook")
     _killpg(proc)
-    assert repo.remote_head() == start
-    pending = repo.head()
-    assert pending != start and repo.porcelain() == ""
-    assert trailers_of(repo.root, pending)["Model-Version"] == registry.v1
+    assert repo.remote_head() == start and repo.head() == start and repo.porcelain() == ""
 
     hook.unlink()
     t0 = time.monotonic()
     rerun = repo.promote(f"{WINE}@candidate")
     rerun_s = time.monotonic() - t0
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert "push pending" in rerun.stdout and f"pushed {pending}" in rerun.stdout, rerun.stdout
-    assert repo.remote_head() == pending and _promotions(repo.remote, start) == [trailers_of(repo.root, pending)]
+    landed = _promotions(repo.remote, start)
+    assert len(landed) == 1 and landed[0]["Model-Version"] == registry.v1
+    assert repo.head() == repo.remote_head()  # fast-forwarded: clean checkout on main
     _linear(repo.remote)
     again = repo.promote(f"{WINE}@candidate")  # and a third run is a no-op
-    assert again.returncode == 0 and "already promoted" in again.stdout and repo.remote_head() == pending
-    FIGURES["kill_checkout_mode"] = {"local_commit_kept": True, "rerun_s": round(rerun_s, 2),
+    assert again.returncode == 0 and "already promoted" in again.stdout
+    assert len(_promotions(repo.remote, start)) == 1
+    FIGURES["kill_checkout_mode"] = {"user_checkout_changed": False, "rerun_s": round(rerun_s, 2),
                                      "commits_after_rerun": 1}
 
 

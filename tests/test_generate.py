@@ -27,7 +27,7 @@ def test_init_writes_config_and_tree(project: Path):
     for env in ("dev", "staging", "prod"):
         assert f"environments/{env}/kustomization.yaml" in files
         assert f"environments/{env}/release/kustomization.yaml" in files
-    assert "argocd/applications.yaml" in files and "base/kustomization.yaml" in files
+    assert "argocd/applications.yaml" in files and "base/platform/kustomization.yaml" in files
     assert files["gitops.yaml"].startswith(b"# yaml-language-server: $schema=./gitops.schema.json")
 
 
@@ -54,10 +54,10 @@ def test_output_is_deterministic_across_directories(tmp_path: Path):
 
 def test_report_names_create_identical_update(project: Path):
     config = project / "gitops.yaml"
-    config.write_text(config.read_text().replace("    replicas: 2\n", "    replicas: 4\n"))
+    config.write_text(config.read_text().replace("    workers: 2\n", "    workers: 3\n"))
     actions = {a.path: a.action for a in generate(config).actions}
-    assert actions["environments/staging/generated/mlflow.yaml"] == "update"
-    assert actions["environments/dev/generated/mlflow.yaml"] == "identical"
+    assert actions["environments/platform/main/generated/mlflow.yaml"] == "update"
+    assert actions["environments/dev/generated/serving/wine-classifier.yaml"] == "identical"
     shutil.rmtree(project / "argocd")
     actions = {a.path: a.action for a in generate(config).actions}
     assert actions["argocd/project.yaml"] == "create"
@@ -65,12 +65,12 @@ def test_report_names_create_identical_update(project: Path):
 
 def test_check_reports_drift_as_diff_and_writes_nothing(project: Path):
     config = project / "gitops.yaml"
-    config.write_text(config.read_text().replace("    replicas: 2\n", "    replicas: 4\n"))
+    config.write_text(config.read_text().replace("    workers: 2\n", "    workers: 3\n"))
     before = _snapshot(project)
     result = run_cli("generate", "--check", cwd=project)
     assert result.returncode == 1
-    assert "--- a/environments/staging/generated/mlflow.yaml" in result.stdout
-    assert "-  replicas: 2\n+  replicas: 4" in result.stdout
+    assert "--- a/environments/platform/main/generated/mlflow.yaml" in result.stdout
+    assert "-              value: '2'\n+              value: '3'" in result.stdout
     assert _snapshot(project) == before
     assert run_cli("generate", cwd=project).returncode == 0
     assert run_cli("generate", "--check", cwd=project).returncode == 0
@@ -92,28 +92,28 @@ def test_generate_keeps_promoted_tag(project: Path):
 
 
 def test_user_patches_are_kept_and_referenced(project: Path):
-    patch = project / "environments/dev/patches/mlflow-workers.yaml"
+    patch = project / "environments/platform/main/patches/mlflow-workers.yaml"
     patch.parent.mkdir()
     patch.write_text(
         "# my own patch\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: mlflow\n"
         "  annotations:\n    team.example.com/owner: ml-platform\n"
     )
     result = generate(project / "gitops.yaml")
-    assert {a.path: a.action for a in result.actions}["environments/dev/kustomization.yaml"] == "update"
-    assert "path: patches/mlflow-workers.yaml" in (project / "environments/dev/kustomization.yaml").read_text()
+    assert {a.path: a.action for a in result.actions}["environments/platform/main/kustomization.yaml"] == "update"
+    assert "path: patches/mlflow-workers.yaml" in (project / "environments/platform/main/kustomization.yaml").read_text()
     assert patch.read_text().startswith("# my own patch")
-    deployment = find(render_docs(project / "environments/dev"), "Deployment", "mlflow")
+    deployment = find(render_docs(project / "environments/platform/main"), "Deployment", "mlflow")
     assert deployment["metadata"]["annotations"]["team.example.com/owner"] == "ml-platform"
     assert generate(project / "gitops.yaml").changed == []
 
 
 def test_refuses_to_overwrite_a_file_it_did_not_generate(project: Path):
-    target = project / "base/mlflow.yaml"
+    target = project / "base/platform/mlflow.yaml"
     target.write_text("# hand-written\nkind: Deployment\n")
     config = project / "gitops.yaml"
-    config.write_text(config.read_text().replace("    replicas: 2\n", "    replicas: 4\n"))
+    config.write_text(config.read_text().replace("    workers: 2\n", "    workers: 3\n"))
     before = _snapshot(project)
-    with pytest.raises(GitopsError, match="did not generate.*base/mlflow.yaml"):
+    with pytest.raises(GitopsError, match="did not generate.*base/platform/mlflow.yaml"):
         generate(config)
     assert _snapshot(project) == before
 
@@ -134,9 +134,9 @@ def test_removed_environment_loses_only_generated_files(project: Path):
 
 def test_dry_run_reports_and_writes_nothing(project: Path):
     config = project / "gitops.yaml"
-    config.write_text(config.read_text().replace("    replicas: 2\n", "    replicas: 4\n"))
+    config.write_text(config.read_text().replace("    workers: 2\n", "    workers: 3\n"))
     before = _snapshot(project)
     result = run_cli("generate", "--dry-run", cwd=project)
     assert result.returncode == 0
-    assert "   update  environments/staging/generated/mlflow.yaml" in result.stdout
+    assert "   update  environments/platform/main/generated/mlflow.yaml" in result.stdout
     assert _snapshot(project) == before

@@ -34,7 +34,14 @@ def platform(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def prod(platform: Path) -> list[dict]:
+    """The prod serving overlay (its own Argo CD Application, on the prod cluster)."""
     return render_docs(platform / "environments/prod")
+
+
+@pytest.fixture(scope="module")
+def main(platform: Path) -> list[dict]:
+    """The registry-of-record platform overlay: MLflow, the receiver and their monitoring."""
+    return render_docs(platform / "environments/platform/main")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +49,9 @@ def storage_platform(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("monitoring-storage") / "platform"
     init_project(root)
     config = root / "gitops.yaml"
-    config.write_text(config.read_text().replace("    mode: image\n", "    mode: storage\n"))
+    # prod moves in-cluster: storage-mode predictors there must reach the platform's in-cluster MinIO
+    config.write_text(config.read_text().replace("    mode: image\n", "    mode: storage\n")
+                      .replace("    cluster: prod\n", "    cluster: in-cluster\n"))
     generate(config)
     write_release(root, "dev", "3", storage_uri="s3://mlflow-artifacts/1/models/m-abc/artifacts")
     return root
@@ -67,16 +76,17 @@ def _selected(docs: list[dict], monitor: dict) -> list[dict]:
 
 
 @pytest.mark.parametrize("monitor_name, service", [("mlflow", "mlflow"), ("gitops-webhook", "gitops-webhook")])
-def test_service_monitor_selects_exactly_its_service_and_port(prod, monitor_name, service):
-    monitor = find(prod, "ServiceMonitor", monitor_name)
-    selected = _selected(prod, monitor)
+def test_service_monitor_selects_exactly_its_service_and_port(main, monitor_name, service):
+    monitor = find(main, "ServiceMonitor", monitor_name)
+    assert monitor["metadata"]["namespace"] == "mlflow"
+    selected = _selected(main, monitor)
     assert [s["metadata"]["name"] for s in selected] == [service]
     port_names = {p["name"] for p in selected[0]["spec"]["ports"]}
     assert {e["port"] for e in monitor["spec"]["endpoints"]} <= port_names
     # The job label Prometheus gives these targets is the Service name: what the alerts filter on.
     assert service in (monitoring.MLFLOW_JOB, monitoring.RECEIVER_JOB)
     # ...and the Service's port reaches the container port that serves /metrics.
-    deploy = find(prod, "Deployment", service)
+    deploy = find(main, "Deployment", service)
     container_ports = {p["name"] for c in deploy["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
     assert {p["targetPort"] for p in selected[0]["spec"]["ports"]} <= container_ports
 
@@ -87,9 +97,27 @@ def test_image_mode_has_no_kserve_monitor(prod):
     assert find(prod, "InferenceService", "wine-classifier")
 
 
+def test_platform_monitoring_stays_with_the_platform(platform, main):
+    """MLflow's and the receiver's monitors, alerts and dashboard live once, next to MLflow; no serving
+    environment carries them (their Services are not there to select)."""
+    def monitoring_docs(docs):
+        return sorted((d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] in ("ServiceMonitor", "PrometheusRule")
+                      or d["metadata"].get("labels", {}).get("grafana_dashboard") == "1")
+
+    assert monitoring_docs(main) == [
+        ("ConfigMap", "gitops-tool-dashboard"), ("PrometheusRule", "gitops-tool"),
+        ("ServiceMonitor", "gitops-webhook"), ("ServiceMonitor", "mlflow")]
+    for env in ("dev", "staging", "prod"):
+        docs = render_docs(platform / "environments" / env)
+        assert monitoring_docs(docs) == [], env
+
+
 def test_storage_mode_pod_monitor_selects_the_predictor_pods(storage_platform, schema_dir):
     docs = render_docs(storage_platform / "environments/dev")
     monitor = find(docs, "PodMonitor", "kserve-mlserver")
+    assert monitor["metadata"]["namespace"] == "models-dev"
+    # predictors run only in serving environments: the platform overlay has nothing to scrape there
+    assert not [d for d in render_docs(storage_platform / "environments/platform/main") if d["kind"] == "PodMonitor"]
     isvc = find(docs, "InferenceService", "wine-classifier")
     # KServe labels every predictor pod serving.kserve.io/inferenceservice=<isvc name>.
     pod_labels = {monitoring.ISVC_LABEL: isvc["metadata"]["name"], "component": "predictor"}
@@ -120,9 +148,9 @@ def _rule_file(docs: list[dict], tmp_path: Path) -> Path:
     return path
 
 
-def test_rule_alerts_cover_the_brief(prod):
-    rule = find(prod, "PrometheusRule", "gitops-tool")
-    assert rule["metadata"]["namespace"] == "mlflow-prod"
+def test_rule_alerts_cover_the_brief(main):
+    rule = find(main, "PrometheusRule", "gitops-tool")
+    assert rule["metadata"]["namespace"] == "mlflow"
     alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
     assert {"MLflowHighErrorRate", "MLflowHighLatency", "MLflowDown", "WebhookReceiverDown",
             "WebhookDeliveriesRejected", "PromotionFailed", "RegistryGitDrift"} <= set(alerts)
@@ -135,9 +163,27 @@ def test_rule_alerts_cover_the_brief(prod):
         assert alert["annotations"]["summary"]
 
 
+@pytest.mark.xfail(strict=True, reason="base/platform/prometheusrule.yaml holds the receiver's alerts too, so every "
+                   "platform instance gets them; they belong in the receiver component (platform/tree.py)")
+def test_only_the_registry_of_record_alerts_on_the_receiver(tmp_path):
+    """A second platform instance (an MLflow upgrade rehearsal) runs no receiver: absent() would fire forever."""
+    root = tmp_path / "platform"
+    init_project(root)
+    config = root / "gitops.yaml"
+    config.write_text(config.read_text().replace("\n# Serving environments:", (
+        "    staging:\n      namespace: mlflow-staging\n      cluster: prod\n      host: mlflow-staging.example.com\n"
+        "      secrets: {method: external, store: platform-secrets, remote_prefix: mlflow/staging}\n"
+        "\n# Serving environments:"), 1))
+    generate(config)
+    staging = render_docs(root / "environments/platform/staging")
+    assert not [d for d in staging if d["metadata"]["name"] == "gitops-webhook"]  # no receiver here
+    alerts = {r["alert"] for g in find(staging, "PrometheusRule", "gitops-tool")["spec"]["groups"] for r in g["rules"]}
+    assert "MLflowDown" in alerts
+    assert not {a for a in alerts if a.startswith("Webhook") or a in ("PromotionFailed", "RegistryGitDrift")}
+
 @needs_promtool
-def test_promtool_check_rules(prod, tmp_path):
-    res = subprocess.run([PROMTOOL, "check", "rules", str(_rule_file(prod, tmp_path))],
+def test_promtool_check_rules(main, tmp_path):
+    res = subprocess.run([PROMTOOL, "check", "rules", str(_rule_file(main, tmp_path))],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "SUCCESS" in res.stdout
@@ -150,31 +196,31 @@ UNIT_TESTS = {
         {   # 10% of MLflow requests fail with 500 for 20 minutes
             "interval": "1m",
             "input_series": [
-                {"series": 'mlflow_http_request_total{job="mlflow",namespace="mlflow-prod",method="GET",'
+                {"series": 'mlflow_http_request_total{job="mlflow",namespace="mlflow",method="GET",'
                            'status="200"}', "values": "0+90x30"},
-                {"series": 'mlflow_http_request_total{job="mlflow",namespace="mlflow-prod",method="POST",'
+                {"series": 'mlflow_http_request_total{job="mlflow",namespace="mlflow",method="POST",'
                            'status="500"}', "values": "0+10x30"},
             ],
             "alert_rule_test": [
                 {"eval_time": "5m", "alertname": "MLflowHighErrorRate", "exp_alerts": []},  # still pending
                 {"eval_time": "20m", "alertname": "MLflowHighErrorRate", "exp_alerts": [
-                    {"exp_labels": {"severity": "warning", "namespace": "mlflow-prod"}, "exp_annotations": {
-                        "summary": "MLflow answers more than 5% of requests with 5xx in mlflow-prod",
+                    {"exp_labels": {"severity": "warning", "namespace": "mlflow"}, "exp_annotations": {
+                        "summary": "MLflow answers more than 5% of requests with 5xx in mlflow",
                         "description": "5xx ratio is 10%; check the tracking server logs and PostgreSQL."}}]},
             ],
         },
         {   # a promotion fails at minute 3
             "interval": "1m",
             "input_series": [
-                {"series": 'gitops_promotions_total{job="gitops-webhook",namespace="mlflow-prod",env="prod",'
+                {"series": 'gitops_promotions_total{job="gitops-webhook",namespace="mlflow",env="prod",'
                            'result="failed"}', "values": "0 0 0 1 1 1 1 1"},
-                {"series": 'gitops_promotions_total{job="gitops-webhook",namespace="mlflow-prod",env="prod",'
+                {"series": 'gitops_promotions_total{job="gitops-webhook",namespace="mlflow",env="prod",'
                            'result="committed"}', "values": "0+1x8"},
             ],
             "alert_rule_test": [
                 {"eval_time": "2m", "alertname": "PromotionFailed", "exp_alerts": []},
                 {"eval_time": "5m", "alertname": "PromotionFailed", "exp_alerts": [
-                    {"exp_labels": {"severity": "critical", "namespace": "mlflow-prod", "env": "prod"},
+                    {"exp_labels": {"severity": "critical", "namespace": "mlflow", "env": "prod"},
                      "exp_annotations": {
                         "summary": "A promotion to prod failed",
                         "description": "The receiver gave up on a promotion; see its logs and "
@@ -184,22 +230,22 @@ UNIT_TESTS = {
         {   # drift for 10 minutes is tolerated, for 20 it alerts; the receiver going down alerts after 5
             "interval": "1m",
             "input_series": [
-                {"series": 'gitops_drift{job="gitops-webhook",namespace="mlflow-dev",model="wine-classifier",'
+                {"series": 'gitops_drift{job="gitops-webhook",namespace="mlflow",model="wine-classifier",'
                            'env="dev",alias="candidate"}', "values": "1x30"},
-                {"series": 'up{job="gitops-webhook",namespace="mlflow-dev"}', "values": "1 1 0x20"},
+                {"series": 'up{job="gitops-webhook",namespace="mlflow"}', "values": "1 1 0x20"},
             ],
             "alert_rule_test": [
                 {"eval_time": "10m", "alertname": "RegistryGitDrift", "exp_alerts": []},
                 {"eval_time": "20m", "alertname": "RegistryGitDrift", "exp_alerts": [
-                    {"exp_labels": {"severity": "warning", "namespace": "mlflow-dev", "model": "wine-classifier",
+                    {"exp_labels": {"severity": "warning", "namespace": "mlflow", "model": "wine-classifier",
                                     "env": "dev", "alias": "candidate"}, "exp_annotations": {
                         "summary": "wine-classifier@candidate differs from Git in dev",
                         "description": "The registry alias points at a version Git does not deploy, "
                                        "for over 15m."}}]},
                 {"eval_time": "4m", "alertname": "WebhookReceiverDown", "exp_alerts": []},
                 {"eval_time": "10m", "alertname": "WebhookReceiverDown", "exp_alerts": [
-                    {"exp_labels": {"severity": "critical", "namespace": "mlflow-dev"}, "exp_annotations": {
-                        "summary": "The MLflow webhook receiver is down in mlflow-dev",
+                    {"exp_labels": {"severity": "critical", "namespace": "mlflow"}, "exp_annotations": {
+                        "summary": "The MLflow webhook receiver is down in mlflow",
                         "description": "Alias moves are not turned into commits; "
                                        "`gitops-tool reconcile` catches up."}}]},
             ],
@@ -209,8 +255,8 @@ UNIT_TESTS = {
 
 
 @needs_promtool
-def test_promtool_unit_tests(prod, tmp_path):
-    _rule_file(prod, tmp_path)
+def test_promtool_unit_tests(main, tmp_path):
+    _rule_file(main, tmp_path)
     tests = tmp_path / "tests.yaml"
     tests.write_text(yaml.safe_dump(UNIT_TESTS, sort_keys=False))
     res = subprocess.run([PROMTOOL, "test", "rules", str(tests)], capture_output=True, text=True, timeout=60,
@@ -220,8 +266,8 @@ def test_promtool_unit_tests(prod, tmp_path):
 
 # --- dashboard --------------------------------------------------------------------------------
 
-def test_dashboard_configmap(prod, platform):
-    cm = find(prod, "ConfigMap", "gitops-tool-dashboard")
+def test_dashboard_configmap(main, platform):
+    cm = find(main, "ConfigMap", "gitops-tool-dashboard")
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     board = json.loads(cm["data"][monitoring.DASHBOARD_KEY])
     assert board["uid"] == monitoring.DASHBOARD_UID
@@ -260,6 +306,7 @@ class Row:
     env: str
     aliases: dict = field(default_factory=dict)
     drift: list = field(default_factory=list)
+    error: str | None = None  # as promotion.status.EnvStatus: the registry could not answer for this model
 
 
 def test_drift_monitor_sets_and_clears_the_gauge():

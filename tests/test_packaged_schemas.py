@@ -15,7 +15,7 @@ from gitops_tool.validate import validate_environment
 from gitops_tool.validate.crds import PACKAGED
 from tests.conftest import REPO_ROOT, SHARED_SCHEMAS
 
-RULE = yaml.safe_load((REPO_ROOT / "base/prometheusrule.yaml").read_text())
+RULE = yaml.safe_load((REPO_ROOT / "base/platform/prometheusrule.yaml").read_text())
 SOURCES = json.loads((PACKAGED / "SOURCES.json").read_text())
 needs_shared = pytest.mark.skipif(not (SHARED_SCHEMAS / "argoproj.io").is_dir(),
                                   reason=f"upstream-derived CRD schemas not found at {SHARED_SCHEMAS}")

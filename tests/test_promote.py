@@ -195,8 +195,10 @@ def test_step_summary_already_promoted_and_no_push(repo, registry, tmp_path):
 
     registry.set_alias("candidate", registry.v2)
     local = _ok(repo.promote(f"{WINE}@candidate", "--no-push"))
-    assert "committed locally (not pushed)" in local.stdout
-    assert repo.remote_head() == sha and repo.git("rev-parse", "HEAD~1").strip() == sha
+    kept = f"gitops-tool/unpushed/dev/{WINE}"
+    assert "committed, not pushed" in local.stdout and f"kept on local branch {kept}" in local.stdout
+    # --no-push builds on the remote's tip and leaves the commit on its own branch, not on the user's.
+    assert repo.remote_head() == repo.head() == sha and repo.git("rev-parse", f"{kept}~1").strip() == sha
     assert repo.porcelain() == ""
 
 
@@ -241,7 +243,8 @@ def _diff(repo, *revs: str) -> str:
     return "".join(line + "\n" for line in text.splitlines() if not line.startswith("index "))
 
 
-def test_second_promotion_changes_exactly_the_tag_and_version_lines(repo, registry):
+def test_second_promotion_changes_exactly_the_tag_version_and_chain_lines(repo, registry):
+    """The tag, the version, the artifact the tool wrote, and the deployed-before chain (new line)."""
     assert (registry.v1, registry.v2) == ("1", "2")  # the golden files name these versions
     _ok(repo.promote(f"{WINE}/1", "--env", "dev"))
     _golden("promote_dev_none_to_1.diff", _diff(repo, "HEAD~1", "HEAD"))
@@ -249,7 +252,7 @@ def test_second_promotion_changes_exactly_the_tag_and_version_lines(repo, regist
     _golden("promote_dev_1_to_2.diff", _diff(repo, "HEAD~1", "HEAD"))
     numstat = repo.git("diff", "--numstat", "HEAD~1", "HEAD").split()
     assert numstat == ["1", "1", "environments/dev/release/kustomization.yaml",
-                       "1", "1", "environments/dev/release/wine-classifier.yaml"]
+                       "3", "2", "environments/dev/release/wine-classifier.yaml"]
     _golden("dev_release_v2/kustomization.yaml", repo.release("dev").read_text())
     _golden("dev_release_v2/wine-classifier.yaml", repo.release("dev", f"{WINE}.yaml").read_text())
 
@@ -292,9 +295,12 @@ def test_comments_order_quoting_and_blank_lines_survive(repo, registry):
     repo.commit_and_push("hand edits to the dev release")
     _ok(repo.promote(f"{WINE}/2", "--env", "dev"))
     assert repo.release("dev").read_text() == HAND_EDITED.replace("newTag: 'v1'", "newTag: 'v2'")
-    assert repo.release("dev", f"{WINE}.yaml").read_text() == HAND_EDITED_PATCH.replace(
-        "model-version: '1'", "model-version: '2'")
-    assert repo.git("diff", "--numstat", "HEAD~1", "HEAD").split()[::3] == ["1", "1"]
+    added = (f"    gitops-tool.io/artifact: {IMAGE_REPO}:v2\n"
+             f"""    gitops-tool.io/deployed-before: '[{{"version":"1","image":"{IMAGE_REPO}:v1"}}]'\n""")
+    patch = repo.release("dev", f"{WINE}.yaml").read_text()
+    assert added in patch  # the tool's own two annotations are appended; the rest is as it was
+    assert patch.replace(added, "") == HAND_EDITED_PATCH.replace("model-version: '1'", "model-version: '2'")
+    assert repo.git("diff", "--numstat", "HEAD~1", "HEAD").split()[::3] == ["1", "3"]
     image, annotations = _served_image(repo, "dev")
     assert image == f"{IMAGE_REPO}:v2" and annotations["team"] == "ml-platform"
 

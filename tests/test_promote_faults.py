@@ -146,10 +146,28 @@ def test_release_that_does_not_render_names_the_file(repo, registry):
     assert not repo.release("dev", f"{WINE}.yaml").exists()
 
 
-def test_dirty_working_tree_is_refused_and_listed(repo, registry):
+def test_dirty_working_tree_is_neither_read_nor_touched(repo, registry):
+    """The user's uncommitted edits are not state: the promotion builds on the remote's tip, and the
+    checkout is fast-forwarded around the edit (git refuses only when the edit is in the way)."""
     dirty = repo.root / "environments" / "dev" / "kustomization.yaml"
     dirty.write_text(dirty.read_text() + "# local experiment\n")
     registry.set_alias("candidate", registry.v1)
-    res = _fails(repo, f"{WINE}@candidate")
-    assert "uncommitted changes" in res.stderr and "environments/dev/kustomization.yaml" in res.stderr
+    res = repo.promote(f"{WINE}@candidate")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "fast-forwarded" in res.stdout and repo.head() == repo.remote_head()
+    assert "# local experiment" not in git_show(repo, "environments/dev/kustomization.yaml")
     assert dirty.read_text().endswith("# local experiment\n")  # the user's edit is kept
+    assert repo.porcelain().strip() == "M environments/dev/kustomization.yaml"
+    # An edit in the way of the fast-forward: the push still lands, the checkout is left as it was.
+    registry.set_alias("candidate", registry.v2)
+    release = repo.release("dev", f"{WINE}.yaml")
+    release.write_text(release.read_text() + "# mine\n")
+    head = repo.head()
+    res = repo.promote(f"{WINE}@candidate")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "was not fast-forwarded" in res.stdout and repo.head() == head != repo.remote_head()
+    assert release.read_text().endswith("# mine\n")
+
+
+def git_show(repo, path: str) -> str:
+    return repo.git("show", f"refs/heads/main:{path}")

@@ -57,7 +57,7 @@ def test_the_installed_tool_runs_help_init_and_validate_outside_the_checkout(ins
     assert made.returncode == 0, made.stderr
     checked = tool(installed, "validate", cwd=tmp_path / "platform")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert ": 0 error(s), 0 unchecked, 6 warning(s)" in checked.stdout  # the starter's placeholders
+    assert ": 0 error(s), 0 unchecked, 5 warning(s)" in checked.stdout  # repo, 2 images, host, prod cluster
     strict = tool(installed, "validate", "--strict", cwd=tmp_path / "platform")
     assert strict.returncode == 1 and "(--strict)" in strict.stdout
 

@@ -78,8 +78,10 @@ def test_release_lifts_the_hold_and_automation_resumes(dev_at_v2, registry):
     res = repo.cli("release", WINE, "--env", "dev")
     assert res.returncode == 1 and "has no hold to release" in res.stderr
     _ok(repo.cli("rollback", WINE, "--env", "dev", "--to", v1))
-    again = repo.cli("rollback", WINE, "--env", "dev", "--to", v1)
-    assert again.returncode == 1 and "already rolled back" in again.stderr
+    held_at = repo.remote_head()
+    again = repo.cli("rollback", WINE, "--env", "dev", "--to", v1)  # a rerun converges: exit 0, no commit
+    assert again.returncode == 0 and "already rolled back" in again.stdout and "no commit" in again.stdout
+    assert repo.remote_head() == held_at
 
     _ok(repo.cli("release", WINE, "--env", "dev"))
     assert _deployed(repo, "dev") == (v1, None)
@@ -144,10 +146,13 @@ def test_status_shows_git_version_aliases_drift_and_holds(dev_at_v2, registry):
     assert rows["staging"]["git_version"] is None and rows["staging"]["drift"] == ["challenger"]
     assert rows["prod"]["aliases"] == {"champion": v1} and rows["prod"]["hold"] is None
     assert rows["dev"]["image"] == f"registry.example.com/ml/wine-classifier:v{v1}"
+    assert (rows["dev"]["cluster"], rows["prod"]["cluster"]) == ("in-cluster", "prod")
 
     lines = _ok(repo.cli("status")).stdout.splitlines()
-    assert lines[0].split() == ["MODEL", "ENV", "GIT", "REGISTRY", "ALIASES", "DRIFT", "HOLD"]
+    assert lines[0].startswith("registry of record: platform/main (")
+    assert lines[1].split() == ["MODEL", "ENV", "CLUSTER", "GIT", "REGISTRY", "ALIASES", "DRIFT", "HOLD"]
     dev = next(line for line in lines if line.split()[:2] == [WINE, "dev"])
+    assert next(line for line in lines if line.split()[:2] == [WINE, "prod"]).split()[2] == "prod"
     assert f"@candidate={v2}" in dev and " yes " in dev and f"rollback from {v2} to {v1}" in dev
 
     dead = f"http://127.0.0.1:{free_port()}"

@@ -202,7 +202,8 @@ def test_the_validate_steps_pass_strict_only_with_real_values(installed: Install
     real = tmp_path / "real"
     made = subprocess.run([str(installed.bin / "gitops-tool"), "init", str(real), "--repo-url",
                            "https://github.com/acme/ml-platform.git", "--registry", "ghcr.io/acme",
-                           "--host", "ml.acme.io"], capture_output=True, text=True, timeout=120)
+                           "--host", "ml.acme.io", "--prod-cluster", "https://prod.k8s.acme.io"],
+                          capture_output=True, text=True, timeout=120)
     assert made.returncode == 0, made.stderr
     placeholder = tmp_path / "placeholder"
     subprocess.run([str(installed.bin / "gitops-tool"), "init", str(placeholder)], check=True, capture_output=True)

@@ -30,7 +30,13 @@ def config(text: str | None = None) -> Config:
 
 
 def storage_only() -> Config:
-    return config(starter_config().replace("mode: image", "mode: storage"))
+    """Storage mode; prod stays on its own cluster and reaches the platform's MinIO at its public endpoint."""
+    text = starter_config()
+    assert "    mode: image\n" in text and "    bucket: mlflow-artifacts\n" in text
+    cfg = config(text.replace("    mode: image\n", "    mode: storage\n").replace(
+        "    bucket: mlflow-artifacts\n", "    bucket: mlflow-artifacts\n    public_endpoint: https://s3.example.com\n"))
+    assert {m.mode for m in cfg.models.values()} == {"storage"} and cfg.env("prod").cluster.name == "prod"
+    return cfg
 
 
 def on_ghcr() -> Config:
@@ -41,7 +47,9 @@ TOOL_CHECKOUT = 'tool:\n  package: "."\n  e2e_tests: tests/e2e\n  validate_stric
 
 
 def with_tool(text: str) -> Config:
-    return config(starter_config().replace("\nmlflow:\n", f"\n{text}\nmlflow:\n", 1))
+    text_ = starter_config()
+    assert "\nargocd:\n" in text_
+    return config(text_.replace("\nargocd:\n", f"\n{text}\nargocd:\n", 1))
 
 
 def tool_checkout() -> Config:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from gitops_tool.cli.output import err, out, out_json
 from gitops_tool.config import find_config, load_config
+from gitops_tool.errors import GitopsError, UsageError
 
 
 def _config_path(path: str | None) -> Path:
@@ -13,10 +14,11 @@ def _config_path(path: str | None) -> Path:
 
 
 def init(directory: str, repo_url: str | None, *, registry: str | None = None, domain: str | None = None,
-         output: str = "text") -> int:
+         prod_cluster: str | None = None, output: str = "text") -> int:
     from gitops_tool.project import init_project
 
-    result = init_project(Path(directory), repo_url=repo_url, registry=registry, domain=domain)
+    result = init_project(Path(directory), repo_url=repo_url, registry=registry, domain=domain,
+                          prod_cluster=prod_cluster)
     if output == "json":
         out_json({"ok": True, "config": str(Path(directory) / "gitops.yaml"), "files": _actions_json(result.actions),
                   "next": f"cd {directory} && gitops-tool validate"})
@@ -62,8 +64,11 @@ def render(config_path: str | None, env: str) -> int:
     from gitops_tool.kustomize.render import render as kustomize
 
     cfg = load_config(_config_path(config_path))
-    cfg.env(env)
-    out(kustomize(cfg.env_dir(env)).rstrip("\n"))
+    try:
+        target = cfg.target(env)
+    except GitopsError as exc:
+        raise UsageError(str(exc.args[0]), hint=exc.hint) from None  # ENV is a command-line argument
+    out(kustomize(cfg.root / target.rel_dir).rstrip("\n"))
     return 0
 
 
@@ -73,8 +78,8 @@ def validate(config_path: str | None, envs: list[str], schema_dir: str | None, *
     from gitops_tool.validate.placeholders import placeholder_findings
 
     cfg = load_config(_config_path(config_path))
-    names = envs or list(cfg.environments)
-    dirs = {name: cfg.env_dir(cfg.env(name).name) for name in names}
+    names = envs or [t.label for t in cfg.targets()]
+    dirs = {name: cfg.root / cfg.target(name).rel_dir for name in names}
     if not envs:  # the whole tree: the Argo CD objects too
         dirs["argocd"] = cfg.root / "argocd"
     findings = placeholder_findings(cfg)

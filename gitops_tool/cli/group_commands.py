@@ -65,7 +65,8 @@ def secrets() -> None:
 
 
 @secrets.command("seal")
-@click.option("--env", required=True, help="Environment whose namespace the SealedSecret is bound to.")
+@click.option("--env", required=True,
+              help="Overlay whose namespace the SealedSecret is bound to: platform/<instance> or a serving environment.")
 @click.option("--name", required=True, help="Secret name, e.g. postgres-credentials (see `secrets list`).")
 @click.option("--cert", required=True, type=click.Path(dir_okay=False),
               help="The controller's public certificate (kubeseal --fetch-cert > cert.pem).")
@@ -75,7 +76,7 @@ def secrets() -> None:
 @config_option
 def secrets_seal(env: str, name: str, cert: str, env_file: str | None, literals: tuple[str, ...],
                  scope: str | None, config_path: str | None) -> None:
-    """Encrypt a Secret for the sealed-secrets controller into environments/ENV/sealed/NAME.yaml."""
+    """Encrypt a Secret for the sealed-secrets controller into ENV's overlay, sealed/NAME.yaml."""
     _run(secrets_commands.seal(config=config_path, env=env, name=name, cert=cert, env_file=env_file,
                                literals=literals, scope=scope))
 
@@ -83,10 +84,15 @@ def secrets_seal(env: str, name: str, cert: str, env_file: str | None, literals:
 @secrets.command("htpasswd")
 @click.argument("user")
 @click.option("--bcrypt", "use_bcrypt", is_flag=True, help="bcrypt instead of apr1 (nginx accepts both).")
+@click.option("--sha", "use_sha", is_flag=True,
+              help="{SHA}: the only scheme Envoy Gateway accepts (edge kind gateway-api); use a long random password.")
 @click.password_option("--password", prompt=True, confirmation_prompt=True, help="Prompted for when omitted.")
-def secrets_htpasswd(user: str, use_bcrypt: bool, password: str) -> None:
-    """Print an nginx basic-auth entry for USER (for the mlflow-basic-auth Secret's `auth` key)."""
-    _run(secrets_commands.htpasswd(user=user, password=password, algorithm="bcrypt" if use_bcrypt else "apr1"))
+def secrets_htpasswd(user: str, use_bcrypt: bool, use_sha: bool, password: str) -> None:
+    """Print a basic-auth entry for USER (the mlflow-basic-auth Secret: key `auth`, or `.htpasswd` with gateway-api)."""
+    if use_bcrypt and use_sha:
+        raise click.UsageError("--bcrypt and --sha cannot be combined")
+    algorithm = "bcrypt" if use_bcrypt else "sha" if use_sha else "apr1"
+    _run(secrets_commands.htpasswd(user=user, password=password, algorithm=algorithm))
 
 
 @secrets.command("list")
@@ -119,6 +125,5 @@ def schemas_pull(context: str | None, kubeconfig: str | None, out_dir: str, grou
         out(f"   write  {path}")
     out(f"{len(written)} schema(s) in {out_dir}; use: gitops-tool validate --schema-dir {out_dir}")
     _run(0)
-
 
 GROUPS = (webhook, secrets, schemas)

@@ -3,6 +3,8 @@ the other cli/*_commands.py; the webhook, secrets and schemas groups in cli/grou
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from gitops_tool import __version__
@@ -11,10 +13,20 @@ from gitops_tool.cli.group_commands import GROUPS
 from gitops_tool.cli.options import OUTPUT, config_option, output_option, tracking_option
 from gitops_tool.cli.options import exit_with as _run
 from gitops_tool.cli.output import error_json
-from gitops_tool.errors import GitopsError
+from gitops_tool.errors import GitopsError, UsageError
 
 EXIT_ERROR = 1  # expected failure (GitopsError)
 EXIT_BUG = 3    # anything else
+EXIT_USAGE = 2  # bad command line (as click's own usage errors)
+EXIT_PIPE = 141  # stdout closed by the reader (128 + SIGPIPE), as other Unix tools report it
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 class Boundary(click.Group):
@@ -23,6 +35,12 @@ class Boundary(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except UsageError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE)
+        except BrokenPipeError:
+            _quiet_stdout()  # `gitops-tool history | head -1`: the reader left; not a bug
+            ctx.exit(EXIT_PIPE)
         except GitopsError as exc:
             if ctx.meta.get(OUTPUT) == "json":
                 error_json(exc.args[0] if exc.args else str(exc), hint=exc.hint, retryable=exc.retryable)
@@ -58,12 +76,15 @@ def cli() -> None:
 @click.option("--repo-url", help="Git URL Argo CD syncs from (default: a placeholder `validate` warns about).")
 @click.option("--registry", help="Where your images live, e.g. ghcr.io/acme: the model images and the "
                                  "gitops-tool receiver image (default: placeholders).")
-@click.option("--host", "domain", help="Domain for the MLflow hosts: mlflow.DOMAIN, mlflow.dev.DOMAIN, ... "
-                                       "(default: example.com placeholders).")
+@click.option("--host", "domain", help="Domain for the MLflow host: mlflow.DOMAIN (default: an example.com placeholder).")
+@click.option("--prod-cluster", help="API server URL of the cluster prod serves on, as registered in Argo CD, or "
+                                     "`in-cluster` to serve prod next to the platform (default: a placeholder).")
 @output_option
-def init(directory: str, repo_url: str | None, registry: str | None, domain: str | None, output: str) -> None:
+def init(directory: str, repo_url: str | None, registry: str | None, domain: str | None, prod_cluster: str | None,
+         output: str) -> None:
     """Write a starter gitops.yaml (wine-classifier example) and generate the tree."""
-    _run(commands.init(directory, repo_url, registry=registry, domain=domain, output=output))
+    _run(commands.init(directory, repo_url, registry=registry, domain=domain, prod_cluster=prod_cluster,
+                       output=output))
 
 
 @cli.command()
@@ -101,11 +122,22 @@ def validate(config_path: str | None, envs: tuple[str, ...], schema_dir: str | N
                            output=output))
 
 
+NO_PUSH_HELP = ("Commit on the remote's tip but do not push: the commit is kept on the local branch "
+                "gitops-tool/unpushed/ENV/MODEL (your own branch is not touched).")
+
+
+def _exclusive(**flags: bool) -> None:
+    """Contradictory flags are a usage error (exit 2), not silently combined."""
+    given = [f"--{name.replace('_', '-')}" for name, on in flags.items() if on]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} cannot be combined")
+
+
 @cli.command()
 @click.argument("ref")
 @click.option("--env", help="Environment to promote to (default: from the alias map in gitops.yaml).")
 @click.option("--image-tag", help="Image tag, digest (sha256:...) or full reference to deploy.")
-@click.option("--no-push", is_flag=True, help="Commit locally, do not push.")
+@click.option("--no-push", is_flag=True, help=NO_PUSH_HELP)
 @click.option("--dry-run", is_flag=True, help="Resolve, run the gates, edit and validate; then undo. No commit.")
 @click.option("--pr", is_flag=True, help="Push a branch and open (or reuse) a GitHub pull request.")
 @click.option("--force", is_flag=True, help="Promote over a hold placed by rollback.")
@@ -125,6 +157,7 @@ def promote(ref: str, env: str | None, image_tag: str | None, no_push: bool, dry
 
     from gitops_tool.promotion.model import PromotionRequest
 
+    _exclusive(pr=pr, no_push=no_push, dry_run=dry_run)
     req = PromotionRequest(ref=ref, env=env, image_tag=image_tag, push=not no_push, dry_run=dry_run, pr=pr,
                            force=force, tracking_uri=tracking_uri, repo_url=repo_url, trigger=trigger,
                            delivery_id=delivery_id, config_path=Path(config_path) if config_path else None)
@@ -135,26 +168,31 @@ def promote(ref: str, env: str | None, image_tag: str | None, no_push: bool, dry
 @click.argument("model")
 @click.option("--env", required=True, help="Environment to roll back.")
 @click.option("--to", "to_version", help="Version to go back to (default: the one before the current).")
-@click.option("--no-push", is_flag=True, help="Commit locally, do not push.")
+@click.option("--no-push", is_flag=True, help=NO_PUSH_HELP)
+@click.option("--dry-run", is_flag=True, help="Decide, edit and validate on the remote's tip; commit nothing.")
 @config_option
 @output_option
 @tracking_option
-def rollback(model: str, env: str, to_version: str | None, no_push: bool, config_path: str | None, output: str,
-             tracking_uri: str | None) -> None:
-    """Put ENV back on the previous (or a named) version and hold it there."""
+def rollback(model: str, env: str, to_version: str | None, no_push: bool, dry_run: bool, config_path: str | None,
+             output: str, tracking_uri: str | None) -> None:
+    """Put ENV back on the version deployed before the current one (or --to) and hold it there."""
+    _exclusive(no_push=no_push, dry_run=dry_run)
     _run(promotion_commands.rollback(model, env, to_version, config=config_path, push=not no_push, output=output,
-                                     tracking_uri=tracking_uri))
+                                     tracking_uri=tracking_uri, dry_run=dry_run))
 
 
 @cli.command()
 @click.argument("model")
 @click.option("--env", required=True, help="Environment whose hold to lift.")
-@click.option("--no-push", is_flag=True, help="Commit locally, do not push.")
+@click.option("--no-push", is_flag=True, help=NO_PUSH_HELP)
+@click.option("--dry-run", is_flag=True, help="Decide, edit and validate on the remote's tip; commit nothing.")
 @config_option
 @output_option
-def release(model: str, env: str, no_push: bool, config_path: str | None, output: str) -> None:
+def release(model: str, env: str, no_push: bool, dry_run: bool, config_path: str | None, output: str) -> None:
     """Lift a rollback's hold so automatic promotions resume."""
-    _run(promotion_commands.release(model, env, config=config_path, push=not no_push, output=output))
+    _exclusive(no_push=no_push, dry_run=dry_run)
+    _run(promotion_commands.release(model, env, config=config_path, push=not no_push, output=output,
+                                    dry_run=dry_run))
 
 
 @cli.command()

@@ -17,10 +17,11 @@ def promote(req: PromotionRequest, *, output: str, branch: str | None = None) ->
 
 
 def rollback(model: str, env: str, to: str | None, *, config: str | None, push: bool, output: str,
-             tracking_uri: str | None) -> int:
+             tracking_uri: str | None, dry_run: bool = False) -> int:
     from gitops_tool.promotion.holds import rollback as run
 
-    result = run(model, env, to, config_path=Path(config) if config else None, push=push, tracking_uri=tracking_uri)
+    result = run(model, env, to, config_path=Path(config) if config else None, push=push, tracking_uri=tracking_uri,
+                 dry_run=dry_run)
     code = _report(result, output)
     if output == "text" and result.commit:
         out(f"hold placed: automatic promotions skip {model} in {env} until "
@@ -28,10 +29,10 @@ def rollback(model: str, env: str, to: str | None, *, config: str | None, push: 
     return code
 
 
-def release(model: str, env: str, *, config: str | None, push: bool, output: str) -> int:
+def release(model: str, env: str, *, config: str | None, push: bool, output: str, dry_run: bool = False) -> int:
     from gitops_tool.promotion.holds import release as run
 
-    return _report(run(model, env, config_path=Path(config) if config else None, push=push), output)
+    return _report(run(model, env, config_path=Path(config) if config else None, push=push, dry_run=dry_run), output)
 
 
 def _report(result: PromotionResult, output: str) -> int:
@@ -51,8 +52,15 @@ def _report(result: PromotionResult, output: str) -> int:
         if result.diff:
             out(result.diff.rstrip("\n"))
         return 0
-    where = "pushed" if result.pushed else "committed locally (not pushed)"
+    where = "pushed" if result.pushed else "committed, not pushed"
     out(f"{head}: {where} {result.commit}")
+    if result.kept_on:
+        out(f"kept on local branch {result.kept_on}; publish it with "
+            f"`git push <remote> {result.kept_on}:<branch>` or discard it with `git branch -D {result.kept_on}`")
+    elif result.commit and not result.pushed and not result.pull_request:
+        out("the commit was made in a temporary clone and is not kept (--no-push with --repo-url)")
+    if result.checkout:
+        out(result.checkout)
     if result.pull_request:
         out(f"pull request: {result.pull_request}")
     if result.diff:
@@ -99,26 +107,28 @@ def history(model: str, env: str | None, *, config: str | None, output: str) -> 
 
 
 def status(*, config: str | None, output: str, tracking_uri: str | None) -> int:
-    from gitops_tool.config import find_config, load_config
     from gitops_tool.promotion.status import collect
+    from gitops_tool.promotion.workspace import open_workspace
     from gitops_tool.registry import RegistryClient, resolve_tracking_uri
 
-    cfg = load_config(Path(config) if config else find_config())
-    uri = resolve_tracking_uri(tracking_uri, cfg.mlflow.get("tracking_uri"))
-    with RegistryClient(uri, retries=1, timeout=5) as client:
-        rows, problem = collect(cfg, client)
+    with open_workspace(Path(config) if config else None) as ws:  # the remote's tip, not the working tree
+        uri = resolve_tracking_uri(tracking_uri, ws.cfg.mlflow.get("tracking_uri"))
+        with RegistryClient(uri, retries=1, timeout=5) as client:
+            rows, problem = collect(ws.cfg, client)
     if output == "json":
         out(json.dumps({"rows": [r.to_json() for r in rows], "registry_error": problem,
                         "registry_reachable": problem is None}, indent=2))
     else:
+        out(f"registry of record: {ws.cfg.registry.label} ({uri})")
         if problem:  # unknown, not unset: `-` would read as "never set" and DRIFT as "no"
             out(f"registry unreachable ({uri}): {problem}")
         unknown = "?" if problem else "-"
-        out(f"{'MODEL':<18} {'ENV':<10} {'GIT':>5}  {'REGISTRY ALIASES':<28} {'DRIFT':<7} HOLD")
+        out(f"{'MODEL':<18} {'ENV':<10} {'CLUSTER':<12} {'GIT':>5}  {'REGISTRY ALIASES':<28} {'DRIFT':<7} HOLD")
         for r in rows:
             aliases = ", ".join(f"@{a}={v or unknown}" for a, v in r.aliases.items()) or "-"
             drift = "yes" if r.drift else ("unknown" if problem else "no")
-            out(f"{r.model:<18} {r.env:<10} {r.git_version or '-':>5}  {aliases:<28} {drift:<7} {r.hold or '-'}")
+            out(f"{r.model:<18} {r.env:<10} {r.cluster:<12} {r.git_version or '-':>5}  {aliases:<28} {drift:<7} "
+                f"{r.hold or '-'}")
         if problem:
             err(f"registry: {problem}")
     return 1 if problem else 0
@@ -132,7 +142,7 @@ def reconcile(*, config: str | None, repo_url: str | None, branch: str | None, t
                 tracking_uri=tracking_uri, dry_run=dry_run, push=push)
     failed = [i for i in items if i.action == "failed"]
     if output == "json":
-        out(json.dumps({"items": as_json(items), "failed": len(failed),
+        out(json.dumps({"ok": not failed, "items": as_json(items), "failed": len(failed),
                         "in_sync": all(i.action in ("in-sync", "held", "skipped") for i in items)}, indent=2))
     else:
         for i in items:

@@ -25,7 +25,7 @@ def seal(*, config: str | None, env: str, name: str, cert: str, env_file: str | 
     if not values:
         raise GitopsError("nothing to seal: give --from-env-file FILE (or --from-literal KEY=VALUE)")
     target = seal_into_project(cfg, env, name, values, Path(cert), scope)
-    out(f"sealed {name} for {cfg.env(env).namespace}: {target.relative_to(cfg.root)}")
+    out(f"sealed {name} for {cfg.target(env).namespace}: {target.relative_to(cfg.root)}")
     for action in generate_from(cfg).changed:
         out(f"{action.action:>9}  {action.path}")
     return 0
@@ -39,17 +39,17 @@ def htpasswd(*, user: str, password: str, algorithm: str) -> int:
 
 
 def list_secrets(*, config: str | None, output: str = "text") -> int:
-    from gitops_tool.platform.common import SECRETS
-    from gitops_tool.platform.secrets import required_secrets
+    from gitops_tool.platform.secrets import required_secrets, secret_purpose
 
     cfg = load_config(Path(config) if config else find_config())
     if output == "json":
         out_json({"ok": True, "secrets": [
-            {"name": name, "keys": list(keys), "used_by": SECRETS[name]["used_by"],
-             "methods": {env.name: env.secret_method(name) for env in cfg.environments.values()}}
-            for name, keys in required_secrets(cfg).items()]})
+            {"target": target.label, "name": name, "keys": list(keys), "used_by": secret_purpose(name),
+             "method": target.secret_method(name)}
+            for target in cfg.targets() for name, keys in required_secrets(cfg, target).items()]})
         return 0
-    for name, keys in required_secrets(cfg).items():
-        methods = ", ".join(f"{env.name}={env.secret_method(name)}" for env in cfg.environments.values())
-        out(f"{name:<24} keys: {', '.join(keys):<42} {methods}   ({SECRETS[name]['used_by']})")
+    for target in cfg.targets():
+        for name, keys in required_secrets(cfg, target).items():
+            out(f"{target.label:<20} {name:<24} {target.secret_method(name):<9} keys: {', '.join(keys):<42} "
+                f"({secret_purpose(name)})")
     return 0

@@ -3,6 +3,10 @@
 Live means: the Application `<project>-<env>` is Synced and Healthy at a revision that is (or
 contains) the latest commit touching environments/<env> in the local checkout, and every model
 the env serves has a Ready InferenceService annotated with the expected version.
+
+The reader talks to the cluster Argo CD runs on. A serving environment on another cluster is
+seen through its Application's status.resources: the InferenceService's health there, and its
+version only as "applied" when the Application is Synced at a revision containing the promotion.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import Path
 
 from gitops_tool.cluster.api import ClusterReader
 from gitops_tool.config import Config
+from gitops_tool.config.model import IN_CLUSTER
 from gitops_tool.errors import GitopsError
 from gitops_tool.kustomize.release import VERSION_ANNOTATION, read_release
 
@@ -28,6 +33,8 @@ class AppState:
     health: str | None = None
     revision: str | None = None
     message: str | None = None  # the last operation's message, when it failed
+    # InferenceService name -> Argo CD's health status of it (how a remote cluster's models are seen)
+    isvc_health: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,10 +74,28 @@ def read_app(reader: ClusterReader, cfg: Config, env: str) -> AppState:
         return AppState(name, found=False)
     status = doc.get("status") or {}
     op = status.get("operationState") or {}
+    isvc_health = {r.get("name"): (r.get("health") or {}).get("status") for r in status.get("resources") or []
+                   if r.get("kind") == "InferenceService"}
     return AppState(name, True, sync=(status.get("sync") or {}).get("status"),
                     health=(status.get("health") or {}).get("status"),
                     revision=(status.get("sync") or {}).get("revision"),
-                    message=op.get("message") if op.get("phase") in ("Failed", "Error") else None)
+                    message=op.get("message") if op.get("phase") in ("Failed", "Error") else None,
+                    isvc_health=isvc_health)
+
+
+def isvc_from_app(app: AppState, name: str, version: str | None, *, applied: bool) -> IsvcState:
+    """A model on another cluster than Argo CD's: its health as Argo CD reports it.
+
+    The version annotation is not in the Application's status. ``applied``: the Application is
+    Synced at a revision that contains the latest commit in environments/<env> (checked by the
+    caller), so it has applied the version Git deploys; otherwise the version is unknown.
+    """
+    if name not in app.isvc_health:
+        return IsvcState(name, found=False)
+    healthy = app.isvc_health[name] == "Healthy"
+    return IsvcState(name, True, ready="True" if healthy else "False",
+                     reason=None if healthy else f"Argo CD health {app.isvc_health[name] or 'unknown'}",
+                     version=version if applied and app.sync == "Synced" else None)
 
 
 def read_isvc(reader: ClusterReader, namespace: str, name: str) -> IsvcState:
@@ -125,7 +150,7 @@ def expected_versions(cfg: Config, env: str, model: str | None, version: str | N
 
 def check_env(reader: ClusterReader, cfg: Config, env: str, wanted: dict[str, str | None]) -> EnvLive:
     """One look at the cluster; ``problems`` names everything that is not live yet."""
-    namespace = cfg.env(env).namespace
+    namespace, cluster = cfg.env(env).namespace, cfg.env(env).cluster
     state = EnvLive(env, namespace, latest_env_commit(cfg.root, env), read_app(reader, cfg, env), expected=wanted)
     app = state.app
     if not app.found:
@@ -138,9 +163,16 @@ def check_env(reader: ClusterReader, cfg: Config, env: str, wanted: dict[str, st
     if app.health != "Healthy":
         state.problems.append(f"Application {app.name} health is {app.health or 'unknown'}")
     _check_revision(state, cfg.root)
+    remote = cluster.name != IN_CLUSTER  # the reader talks to Argo CD's cluster, not this one
     for name, version in wanted.items():
-        isvc = state.isvcs[name] = read_isvc(reader, namespace, name)
-        state.problems += _isvc_problems(isvc, namespace, version)
+        if remote:
+            isvc = isvc_from_app(app, name, version, applied=state.revision_live)
+            where = f"InferenceService {namespace}/{name} on cluster {cluster.name} (as Argo CD reports it)"
+        else:
+            isvc = read_isvc(reader, namespace, name)
+            where = f"InferenceService {namespace}/{name}"
+        state.isvcs[name] = isvc
+        state.problems += _isvc_problems(isvc, where, version, remote=remote)
     return state
 
 
@@ -159,13 +191,13 @@ def _check_revision(state: EnvLive, root: Path) -> None:
                               f"not yet {want[:12]} (latest commit in environments/{state.env})")
 
 
-def _isvc_problems(isvc: IsvcState, namespace: str, version: str | None) -> list[str]:
-    where = f"InferenceService {namespace}/{isvc.name}"
+def _isvc_problems(isvc: IsvcState, where: str, version: str | None, *, remote: bool = False) -> list[str]:
     if not isvc.found:
-        return [f"{where} not found"]
+        return [f"{where} not found" + (" in the Application's resources" if remote else "")]
     problems = []
     if version is not None and isvc.version != version:
-        problems.append(f"{where} is annotated version {isvc.version or 'none'}, want {version}")
+        problems.append(f"{where} has not applied version {version} yet" if remote else
+                        f"{where} is annotated version {isvc.version or 'none'}, want {version}")
     if isvc.stale:
         problems.append(f"{where} status is for an older spec (KServe has not reconciled it yet)")
     if isvc.ready != "True":

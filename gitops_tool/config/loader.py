@@ -8,7 +8,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gitops_tool.config.model import Config, build_config
+from gitops_tool.config.build import build_config
+from gitops_tool.config.model import Config
 from gitops_tool.errors import GitopsError
 
 CONFIG_FILE = "gitops.yaml"
@@ -53,11 +54,36 @@ def load_config_text(text: str, source: Path | str = CONFIG_FILE) -> Config:
     plain = _to_plain(doc)
     if not isinstance(plain, dict):
         raise GitopsError(f"{source}:1: the top level must be a mapping, got {type(plain).__name__}")
+    _refuse_v1(plain, doc, str(source))
     errors = _schema_errors(plain, doc, str(source))
     if errors:
         raise GitopsError("\n".join(errors))
     root = Path(source).resolve().parent if isinstance(source, Path) else Path.cwd()
     return build_config(plain, source=str(source), root=root, line_of=lambda p: _line_of(doc, p))
+
+
+V1_MOVES = (
+    "mlflow.* and receiver.* moved under platform: (platform.tracking_uri, platform.mlflow, platform.receiver)",
+    "each environment's MLflow stack (host, replicas, resources, storage, tls, basic_auth, autoscaling, "
+    "secrets) became one platform.instances.<name> entry with registry_of_record: true",
+    "environments: now lists serving targets only: namespace, cluster and serving "
+    "(mode, min_replicas, max_replicas, resources, models)",
+    "models.<name>.min_replicas and max_replicas moved to environments.<env>.serving",
+    "mlflow.artifacts_bucket moved to platform.object_store.bucket; storage.minio is storage.object_store",
+    "argocd.destination_server became argocd.clusters (name -> URL) and a cluster: per instance and environment",
+)
+
+
+def _refuse_v1(plain: dict, doc: Any, source: str) -> None:
+    """v1 had one MLflow stack per environment; v2 has one platform and serving environments."""
+    if plain.get("apiVersion") != "gitops-tool/v1":
+        return
+    line = _line_of(doc, ["apiVersion"]) or 1
+    moves = "".join(f"\n  - {m}" for m in V1_MOVES)
+    raise GitopsError(
+        f"{source}:{line} apiVersion: gitops-tool/v1 is no longer read; rewrite it as gitops-tool/v2:{moves}",
+        hint="README.md, 'From gitops-tool/v1', shows a v1 file and its v2 equivalent; nothing was written",
+    )
 
 
 def _parse_yaml(text: str, source: str) -> Any:

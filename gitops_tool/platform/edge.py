@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gitops_tool.config import Config, Environment
+from gitops_tool.config import Config, PlatformInstance
 from gitops_tool.platform.common import WAVE, metadata, selector
 
 AUTH_ANNOTATIONS = {
@@ -11,6 +11,7 @@ AUTH_ANNOTATIONS = {
     "nginx.ingress.kubernetes.io/auth-realm": "MLflow - authentication required",
 }
 PLACEHOLDER_HOST = "mlflow.example.invalid"  # every overlay sets its own host
+ISVC_LABEL = "serving.kserve.io/inferenceservice"  # KServe puts it on every predictor pod
 
 
 def ingress(cfg: Config) -> dict:
@@ -35,7 +36,7 @@ def _rule(host: str) -> dict:
     return {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}
 
 
-def ingress_env_patch(env: Environment) -> dict:
+def ingress_env_patch(env: PlatformInstance) -> dict:
     annotations: dict = {}
     if not env.basic_auth:
         annotations = {key: None for key in AUTH_ANNOTATIONS}  # null deletes the key in a strategic merge
@@ -83,30 +84,40 @@ def _policy(name: str, target: dict, sources: list[dict], port: int | str) -> di
     }
 
 
-def network_policies(cfg: Config) -> list[dict]:
-    port = cfg.mlflow["port"]
-    deny = {
+def _deny_all() -> dict:
+    return {
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": metadata("default-deny-ingress", "network-policy", wave=WAVE["data"]),
         "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
     }
-    store_clients = [_from_pods("mlflow")]
-    minio_clients = [_from_pods("mlflow"), _from_pods("minio-create-bucket")]
-    if any(m.mode == "storage" for m in cfg.models.values()):
-        # KServe's storage-initializer downloads the model from the bucket.
-        minio_clients.append({"podSelector": {"matchExpressions": [
-            {"key": "serving.kserve.io/inferenceservice", "operator": "Exists"}]}})
-    policies = [
-        deny,
-        _policy("mlflow-from-ingress", {"matchLabels": selector("mlflow")},
-                [_from_namespace(cfg.ingress_namespace), _from_namespace(cfg.monitoring_namespace)], port),
-        _policy("postgres-from-mlflow", {"matchLabels": selector("postgres")}, store_clients, 5432),
-        _policy("minio-from-clients", {"matchLabels": selector("minio")}, minio_clients, 9000),
+
+
+def platform_network_policies(cfg: Config) -> list[dict]:
+    """The platform namespace: only the ingress controller, Prometheus and MLflow's own callers reach MLflow."""
+    # The receiver and its register Job call MLflow from inside the namespace (webhook CRUD, alias lookups).
+    from gitops_tool.platform.gateway import client_namespace
+
+    mlflow_clients = [_from_namespace(client_namespace(cfg)), _from_namespace(cfg.monitoring_namespace),
+                      _from_pods("gitops-webhook"), _from_pods("gitops-webhook-register")]
+    return [
+        _deny_all(),
+        _policy("mlflow-from-clients", {"matchLabels": selector("mlflow")}, mlflow_clients, cfg.mlflow["port"]),
+        _policy("postgres-from-mlflow", {"matchLabels": selector("postgres")}, [_from_pods("mlflow")], 5432),
     ]
-    if cfg.models:
-        policies.append(_policy(
-            "serving-from-ingress",
-            {"matchExpressions": [{"key": "serving.kserve.io/inferenceservice", "operator": "Exists"}]},
-            [_from_namespace(cfg.ingress_namespace), _from_namespace(cfg.monitoring_namespace)], 8080,
-        ))
-    return policies
+
+
+def minio_policy(serving_namespaces: list[str]) -> dict:
+    """MinIO: MLflow's artifact proxy, the bucket Job, and KServe's storage-initializer in serving namespaces."""
+    clients = [_from_pods("mlflow"), _from_pods("minio-create-bucket")]
+    initializer = {"matchExpressions": [{"key": ISVC_LABEL, "operator": "Exists"}]}
+    clients += [{**_from_namespace(ns), "podSelector": initializer} for ns in serving_namespaces]
+    return _policy("minio-from-clients", {"matchLabels": selector("minio")}, clients, 9000)
+
+
+def serving_network_policies(cfg: Config) -> list[dict]:
+    """A serving namespace: predictors answer the ingress controller and Prometheus only."""
+    return [
+        _deny_all(),
+        _policy("serving-from-ingress", {"matchExpressions": [{"key": ISVC_LABEL, "operator": "Exists"}]},
+                [_from_namespace(cfg.ingress_namespace), _from_namespace(cfg.monitoring_namespace)], 8080),
+    ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gitops_tool.config import Config, Environment
+from gitops_tool.config import Config, PlatformInstance
 from gitops_tool.platform.common import (
     UID, WAVE, container_security, labels, metadata, pod_security, resources, scratch_volumes, secret_env,
     selector,
@@ -14,7 +14,7 @@ PROMETHEUS_DIR = "/tmp/prometheus"
 POD_IP_HOSTS = ["10.*", *[f"172.{i}.*" for i in range(16, 32)], "192.168.*"]
 
 
-def allowed_hosts(cfg: Config, env: Environment) -> str:
+def allowed_hosts(cfg: Config, env: PlatformInstance) -> str:
     port = cfg.mlflow["port"]
     ns = env.namespace
     names = ["mlflow", f"mlflow.{ns}", f"mlflow.{ns}.svc", f"mlflow.{ns}.svc.cluster.local"]
@@ -25,15 +25,10 @@ def allowed_hosts(cfg: Config, env: Environment) -> str:
 
 
 def _env(cfg: Config) -> list[dict]:
-    bucket = cfg.mlflow["artifacts_bucket"]
+    # The object store, the allowed hosts and the worker count are set per platform instance
+    # by its overlay (generated/mlflow.yaml); see mlflow_env_patch.
     return [
         secret_env("MLFLOW_BACKEND_STORE_URI", "mlflow-backend", "backend-store-uri"),
-        {"name": "MLFLOW_ARTIFACTS_DESTINATION", "value": f"s3://{bucket}"},
-        {"name": "MLFLOW_S3_ENDPOINT_URL", "value": "http://minio:9000"},
-        secret_env("AWS_ACCESS_KEY_ID", "minio-credentials", "MINIO_ROOT_USER"),
-        secret_env("AWS_SECRET_ACCESS_KEY", "minio-credentials", "MINIO_ROOT_PASSWORD"),
-        # Set per environment by the overlay (ingress host + in-cluster Service names).
-        {"name": "MLFLOW_SERVER_ALLOWED_HOSTS", "value": "mlflow"},
         # One fixed key for every replica and restart, or stored webhook secrets become unreadable.
         secret_env("MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY", "mlflow-keys", "webhook-encryption-key"),
         # Flask session signing: the same key on every replica, so sessions survive load balancing.
@@ -53,10 +48,10 @@ def _server_container(cfg: Config) -> dict:
         "command": ["mlflow", "server"],
         "args": [
             "--host", "0.0.0.0", "--port", str(port),
-            "--workers", str(cfg.mlflow["workers"]),
+            "--workers", "$(MLFLOW_SERVER_WORKERS)",
             # The backend store URI (it holds the DB password) comes from the env var
             # MLFLOW_BACKEND_STORE_URI, so it never shows in the process list.
-            "--artifacts-destination", f"s3://{cfg.mlflow['artifacts_bucket']}",
+            "--artifacts-destination", "$(MLFLOW_ARTIFACTS_DESTINATION)",
             "--serve-artifacts",
             "--expose-prometheus", PROMETHEUS_DIR,
             "--allowed-hosts", "$(MLFLOW_SERVER_ALLOWED_HOSTS)",
@@ -127,12 +122,29 @@ def mlflow(cfg: Config) -> list[dict]:
     return [deployment, service, pdb]
 
 
-def mlflow_env_patch(cfg: Config, env: Environment) -> dict:
-    """Overlay patch: replicas (unless autoscaled), resources and the allowed hosts."""
+def object_store_env(env: PlatformInstance) -> list[dict]:
+    """MLflow's artifact proxy settings: the same store KServe storage mode reads from."""
+    store = env.object_store
+    user, password = store.keys
+    out = [
+        {"name": "MLFLOW_ARTIFACTS_DESTINATION", "value": f"s3://{store.bucket}"},
+        {"name": "MLFLOW_S3_ENDPOINT_URL", "value": store.endpoint_for(env.namespace)},
+        {"name": "AWS_DEFAULT_REGION", "value": store.region},
+        secret_env("AWS_ACCESS_KEY_ID", store.secret, user),
+        secret_env("AWS_SECRET_ACCESS_KEY", store.secret, password),
+    ]
+    if not store.verify_tls:
+        out.append({"name": "MLFLOW_S3_IGNORE_TLS", "value": "true"})
+    return out
+
+
+def mlflow_env_patch(cfg: Config, env: PlatformInstance) -> dict:
+    """Overlay patch: replicas (unless autoscaled), resources, workers, allowed hosts and the object store."""
     container = {
         "name": "mlflow",
         "resources": resources(env.resources),
-        "env": [{"name": "MLFLOW_SERVER_ALLOWED_HOSTS", "value": allowed_hosts(cfg, env)}],
+        "env": [{"name": "MLFLOW_SERVER_ALLOWED_HOSTS", "value": allowed_hosts(cfg, env)},
+                {"name": "MLFLOW_SERVER_WORKERS", "value": str(env.workers)}, *object_store_env(env)],
     }
     # With an HPA the Deployment must not pin replicas, or every sync would fight the autoscaler.
     replicas = None if env.autoscaling else env.replicas
@@ -142,7 +154,7 @@ def mlflow_env_patch(cfg: Config, env: Environment) -> dict:
     }
 
 
-def mlflow_hpa(env: Environment) -> dict:
+def mlflow_hpa(env: PlatformInstance) -> dict:
     scaling = env.autoscaling or {}
     return {
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",

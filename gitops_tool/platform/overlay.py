@@ -1,42 +1,27 @@
-"""Per-environment overlays: environments/<env>/kustomization.yaml and its generated patches.
+"""Serving overlays: environments/<env>/kustomization.yaml and its generated patches.
 
 Ownership is by directory, so `generate` and promotions never fight:
 - kustomization.yaml and generated/ belong to `generate` (rewritten every run);
 - release/ belongs to promotions (created once, never rewritten by `generate`);
 - patches/ belongs to you (listed in kustomization.yaml, never touched).
+
+A serving overlay holds only what serving needs: the serving base (NetworkPolicies, predictor
+monitoring), the InferenceServices its release component adds, and their Secrets.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from gitops_tool.config import Config, Environment
-from gitops_tool.platform.datastores import pvc_template
-from gitops_tool.platform.edge import ingress_env_patch
-from gitops_tool.platform.mlflow_server import mlflow_env_patch, mlflow_hpa
+from gitops_tool.config import Config, Environment, PlatformInstance
 from gitops_tool.platform.secrets import by_method, external_secret, local_files, sealed_files
+from gitops_tool.platform.serving import serving_patch
 
 RELEASE_HEADER = (
     "# Owned by `gitops-tool promote`, `rollback` and `release`: one entry per model served here.\n"
     "# `gitops-tool generate` creates this file once and never rewrites it.\n"
 )
-
-
-def _statefulset_storage(name: str, size: str, storage_class: str | None) -> dict:
-    # volumeClaimTemplates has no merge key: the patch carries the whole template.
-    return {
-        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name},
-        "spec": {"volumeClaimTemplates": [pvc_template("data", size, storage_class)]},
-    }
-
-
-def generated_patches(cfg: Config, env: Environment) -> dict[str, dict]:
-    return {
-        "mlflow.yaml": mlflow_env_patch(cfg, env),
-        "ingress.yaml": ingress_env_patch(env),
-        "postgres-storage.yaml": _statefulset_storage("postgres", env.postgres_storage, env.storage_class),
-        "minio-storage.yaml": _statefulset_storage("minio", env.minio_storage, env.storage_class),
-    }
+ISVC_TARGET = {"group": "serving.kserve.io", "version": "v1beta1", "kind": "InferenceService"}
 
 
 def user_patches(env_dir: Path) -> list[str]:
@@ -46,42 +31,58 @@ def user_patches(env_dir: Path) -> list[str]:
     return sorted(f"patches/{p.name}" for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def kustomization(cfg: Config, env: Environment, env_dir: Path) -> dict:
-    resources = ["../../base"]
-    if env.autoscaling:
-        resources.append("generated/hpa.yaml")
-    if by_method(cfg, env)["external"]:
+def overlay_kustomization(cfg: Config, target: PlatformInstance | Environment, env_dir: Path, *,
+                          base: str, resources: list[str], patches: list[dict], components: list[str]) -> dict:
+    """The kustomization every overlay shares: namespace, instance label, Secrets, then user patches."""
+    resources = [base, *resources]
+    if by_method(cfg, target)["external"]:
         resources.append("generated/external-secrets.yaml")
     resources += sealed_files(env_dir)
-    patches = [{"path": f"generated/{name}"} for name in generated_patches(cfg, env)]
-    patches += [{"path": path} for path in user_patches(env_dir)]
-    return {
+    doc = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "namespace": env.namespace,
-        "labels": [{"pairs": {"app.kubernetes.io/instance": f"{cfg.project}-{env.name}"}, "includeSelectors": False}],
+        "namespace": target.namespace,
+        "labels": [{"pairs": {"app.kubernetes.io/instance": application_name(cfg, target)},
+                    "includeSelectors": False}],
         "resources": resources,
-        "components": ["release"],
-        "patches": patches,
+        "components": components,
+        "patches": patches + [{"path": path} for path in user_patches(env_dir)],
     }
+    if not doc["components"]:
+        del doc["components"]
+    return doc
 
 
-def overlay_files(cfg: Config, env: Environment, env_dir: Path) -> dict[str, list[dict]]:
-    files = {"kustomization.yaml": [kustomization(cfg, env, env_dir)]}
-    for name, patch in generated_patches(cfg, env).items():
-        files[f"generated/{name}"] = [patch]
-    if env.autoscaling:
-        files["generated/hpa.yaml"] = [mlflow_hpa(env)]
-    methods = by_method(cfg, env)
-    if methods["external"]:
-        files["generated/external-secrets.yaml"] = [external_secret(env, n, k) for n, k in methods["external"].items()]
-    return files
+def application_name(cfg: Config, target: PlatformInstance | Environment) -> str:
+    return f"{cfg.project}-{target.label.replace('/', '-')}"
 
 
-def overlay_text_files(cfg: Config, env: Environment) -> dict[str, str | list[dict]]:
+def secret_files(cfg: Config, target: PlatformInstance | Environment) -> dict[str, list[dict]]:
+    external = by_method(cfg, target)["external"]
+    if not external:
+        return {}
+    return {"generated/external-secrets.yaml": [external_secret(cfg, target, n, k) for n, k in external.items()]}
+
+
+def local_secret_files(cfg: Config, target: PlatformInstance | Environment) -> dict[str, str | list[dict]]:
     """Files outside the Argo CD overlay: the dev-only local Secret kustomization."""
-    local = by_method(cfg, env)["local"]
-    return local_files(env, local) if local else {}
+    local = by_method(cfg, target)["local"]
+    return local_files(cfg, target, local) if local else {}
+
+
+def served_models(cfg: Config, env: Environment) -> list[str]:
+    """Models this environment may serve: its serving policy patches each one."""
+    return [m for m in cfg.models if env.may_serve(m)]
+
+
+def serving_overlay_files(cfg: Config, env: Environment, env_dir: Path) -> dict[str, list]:
+    patches = [{"path": f"generated/serving/{m}.yaml", "target": ISVC_TARGET | {"name": m}}
+               for m in served_models(cfg, env)]
+    files: dict[str, list] = {"kustomization.yaml": [overlay_kustomization(
+        cfg, env, env_dir, base="../../base/serving", resources=[], patches=patches, components=["release"])]}
+    for name in served_models(cfg, env):
+        files[f"generated/serving/{name}.yaml"] = [serving_patch(cfg, cfg.models[name], env)]
+    return files | secret_files(cfg, env)
 
 
 def empty_release() -> dict:

@@ -1,13 +1,16 @@
 """KServe InferenceServices, one per served model, in base/serving/<model>/.
 
-They are not in base/kustomization.yaml: an environment serves a model from its
-first promotion on, when its release component adds the directory, pins the
-image and annotates the version. Nothing unpinned is ever deployed.
+They are not in base/serving/kustomization.yaml: an environment serves a model from its
+first promotion on, when its release component adds the directory, pins the image and
+annotates the version. Nothing unpinned is ever deployed. The deployment mode, replicas and
+resources come from each environment's serving policy (serving_patch, a JSON patch the
+environment's overlay applies by name, so it matches nothing until the model is promoted).
 """
 
 from __future__ import annotations
 
-from gitops_tool.config import Config, Model
+from gitops_tool.config import Config, Environment, Model
+from gitops_tool.config.model import DEFAULT_MODEL_RESOURCES
 from gitops_tool.platform.common import UID, WAVE, container_security, metadata, resources
 
 SERVING_PORT = 8080  # `mlflow models build-docker` images serve /invocations and /ping here
@@ -20,11 +23,10 @@ def image_name(model: Model) -> str:
 
 def inference_service(cfg: Config, model: Model) -> dict:
     meta = metadata(model.name, "model-serving", wave=WAVE["serving"], extra={
-        # Plain Deployment + Service: no Knative needed, and NetworkPolicies apply as usual.
-        "serving.kserve.io/deploymentMode": "RawDeployment",
         "gitops-tool.io/registered-model": model.registered_model,
     })
-    predictor: dict = {"minReplicas": model.min_replicas, "maxReplicas": model.max_replicas}
+    # Replicas are the environment's: serving_patch sets them.
+    predictor: dict = {"minReplicas": 1, "maxReplicas": 1}
     if model.mode == "image":
         probe = {"httpGet": {"path": "/ping", "port": SERVING_PORT}, "periodSeconds": 10, "timeoutSeconds": 5}
         predictor |= {
@@ -36,7 +38,7 @@ def inference_service(cfg: Config, model: Model) -> dict:
                 "image": image_name(model),
                 "ports": [{"containerPort": SERVING_PORT, "protocol": "TCP"}],
                 "env": [{"name": "HOME", "value": "/tmp"}],
-                "resources": resources(model.resources),
+                "resources": resources(model.resources or DEFAULT_MODEL_RESOURCES),
                 "readinessProbe": probe,
                 "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 6},
                 "securityContext": container_security(),
@@ -51,7 +53,7 @@ def inference_service(cfg: Config, model: Model) -> dict:
             "model": {
                 "modelFormat": {"name": "mlflow"},
                 "protocolVersion": "v2",
-                "resources": resources(model.resources),
+                "resources": resources(model.resources or DEFAULT_MODEL_RESOURCES),
             },
         }
     return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": meta,
@@ -79,3 +81,18 @@ def serving_files(cfg: Config, model: Model) -> dict[str, list[dict] | dict]:
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources_list,
     }]
     return files
+
+
+def serving_patch(cfg: Config, model: Model, env: Environment) -> list[dict]:
+    """JSON patch (RFC 6902) with the environment's serving policy for one model.
+
+    A JSON patch, not a strategic merge: kustomize knows no merge keys for the CRD's containers
+    list and would replace the whole container.
+    """
+    where = "/spec/predictor/containers/0/resources" if model.mode == "image" else "/spec/predictor/model/resources"
+    return [
+        {"op": "add", "path": "/metadata/annotations/serving.kserve.io~1deploymentMode", "value": env.serving.mode},
+        {"op": "add", "path": "/spec/predictor/minReplicas", "value": env.serving.min_replicas},
+        {"op": "add", "path": "/spec/predictor/maxReplicas", "value": env.serving.max_replicas},
+        {"op": "add", "path": where, "value": resources(cfg.model_resources(model, env))},
+    ]

@@ -10,10 +10,14 @@ from gitops_tool.config.loader import schema_text
 from gitops_tool.platform.argocd import argocd_files
 from gitops_tool.platform.common import harden
 from gitops_tool.platform.datastores import minio, postgres
-from gitops_tool.platform.edge import ingress, network_policies, service_monitor
+from gitops_tool.platform.edge import (
+    ingress, minio_policy, platform_network_policies, serving_network_policies, service_monitor,
+)
+from gitops_tool.platform.gateway import gateway_files, uses_gateway
 from gitops_tool.platform.mlflow_server import mlflow
 from gitops_tool.platform.monitoring import kserve_pod_monitor, mlserver_metrics_policy, monitoring_files
-from gitops_tool.platform.overlay import RELEASE_HEADER, empty_release, overlay_files, overlay_text_files
+from gitops_tool.platform.overlay import RELEASE_HEADER, empty_release, local_secret_files, serving_overlay_files
+from gitops_tool.platform.platform_overlay import platform_overlay_files
 from gitops_tool.platform.receiver import receiver, receiver_policy
 from gitops_tool.platform.workflows import workflow_files
 from gitops_tool.platform.serving import serving_files
@@ -24,57 +28,74 @@ MANAGED_DIRS = ("base", "environments", "argocd", ".github/workflows")
 WORKFLOW_HEADER = f"{GENERATED_MARKER} Do not edit: `gitops-tool generate` rewrites it from gitops.yaml.\n"
 
 
-def base_files(cfg: Config) -> dict[str, list[dict]]:
+def _kustomization(resources: list[str], *, component: bool = False) -> dict:
+    if component:
+        return {"apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component", "resources": resources}
+    return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
+
+
+def platform_base_files(cfg: Config) -> dict[str, list[dict]]:
+    """base/platform/: what every MLflow platform instance runs, plus its optional components."""
     files: dict[str, list[dict]] = {
         "postgres.yaml": postgres(cfg),
-        "minio.yaml": minio(cfg),
         "mlflow.yaml": mlflow(cfg),
-        "ingress.yaml": [ingress(cfg)],
+        **(gateway_files(cfg) if uses_gateway(cfg) else {"ingress.yaml": [ingress(cfg)]}),
         "servicemonitor.yaml": [service_monitor(cfg)],
-        "network-policies.yaml": network_policies(cfg),
-    }
+        "network-policies.yaml": platform_network_policies(cfg),
+    } | monitoring_files(cfg)
+    files["kustomization.yaml"] = [_kustomization(list(files)) | _part_of(cfg)]
+    # The in-cluster MinIO: only instances whose object_store.kind is minio include it.
+    files["minio/minio.yaml"] = minio(cfg) + [minio_policy([])]
+    files["minio/kustomization.yaml"] = [_kustomization(["minio.yaml"], component=True)]
     if cfg.receiver["enabled"]:
-        files["webhook-receiver.yaml"] = receiver(cfg)
-        files["network-policies.yaml"].append(receiver_policy(cfg))
-        files["servicemonitor.yaml"].append(service_monitor(cfg, target="receiver"))
+        # Only the registry of record includes it: one receiver, next to the MLflow it listens to.
+        files["receiver/webhook-receiver.yaml"] = receiver(cfg) + [receiver_policy(cfg),
+                                                                   service_monitor(cfg, target="receiver")]
+        component = _kustomization(["webhook-receiver.yaml"], component=True)
+        # The receiver reads the alias map from the same gitops.yaml; the hash suffix rolls it on change.
+        component["configMapGenerator"] = [{"name": "gitops-tool-config", "files": ["gitops.yaml"]}]
+        files["receiver/kustomization.yaml"] = [component]
+    return files
+
+
+def serving_base_files(cfg: Config) -> dict[str, list[dict]]:
+    """base/serving/: what every serving namespace has; base/serving/<model>/ are added by release."""
+    files: dict[str, list[dict]] = {"network-policies.yaml": serving_network_policies(cfg)}
     if pod_monitor := kserve_pod_monitor(cfg):  # storage-mode models only: MLServer exposes metrics
-        files["servicemonitor.yaml"].append(pod_monitor)
+        files["podmonitor.yaml"] = [pod_monitor]
         files["network-policies.yaml"].append(mlserver_metrics_policy(cfg))
-    files |= monitoring_files(cfg)
-    kustomization = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "labels": [{"pairs": {"app.kubernetes.io/part-of": cfg.project,
-                              "app.kubernetes.io/managed-by": "gitops-tool"}, "includeSelectors": False}],
-        "resources": [name for name in files],
-    }
-    if cfg.receiver["enabled"]:
-        # The receiver reads the mapped aliases from the same gitops.yaml; the hash suffix rolls it on change.
-        kustomization["configMapGenerator"] = [{"name": "gitops-tool-config", "files": ["receiver/gitops.yaml"]}]
-    files["kustomization.yaml"] = [kustomization]
+    files["kustomization.yaml"] = [_kustomization(list(files)) | _part_of(cfg)]
     for model in cfg.models.values():
         for name, docs in serving_files(cfg, model).items():
-            files[f"serving/{model.name}/{name}"] = docs
+            files[f"{model.name}/{name}"] = docs
     return files
+
+
+def _part_of(cfg: Config) -> dict:
+    pairs = {"app.kubernetes.io/part-of": cfg.project, "app.kubernetes.io/managed-by": "gitops-tool"}
+    return {"labels": [{"pairs": pairs, "includeSelectors": False}]}
 
 
 def generated_tree(cfg: Config) -> dict[str, str]:
     """Files `generate` owns and rewrites on every run."""
-    tree: dict[str, list[dict]] = {}
-    tree |= {f"base/{k}": v for k, v in base_files(cfg).items()}
+    tree: dict[str, list] = {}
+    tree |= {f"base/platform/{k}": v for k, v in platform_base_files(cfg).items()}
+    tree |= {f"base/serving/{k}": v for k, v in serving_base_files(cfg).items()}
+    for inst in cfg.platform.values():
+        files = platform_overlay_files(cfg, inst, cfg.platform_dir(inst.name))
+        tree |= {f"{inst.rel_dir}/{k}": v for k, v in files.items()}
     for env in cfg.environments.values():
-        env_dir = cfg.env_dir(env.name)
-        tree |= {f"environments/{env.name}/{k}": v for k, v in overlay_files(cfg, env, env_dir).items()}
+        tree |= {f"{env.rel_dir}/{k}": v for k, v in serving_overlay_files(cfg, env, cfg.env_dir(env.name)).items()}
     tree |= {f"argocd/{k}": v for k, v in argocd_files(cfg).items()}
     out = {path: dump_docs([harden(d) if path.startswith("base/") else d for d in docs])
            for path, docs in sorted(tree.items())}
     out |= {path: dump_docs([doc], header=WORKFLOW_HEADER) for path, doc in sorted(workflow_files(cfg).items())}
-    for env in cfg.environments.values():
-        for rel, body in overlay_text_files(cfg, env).items():
-            out[f"environments/{env.name}/{rel}"] = body if isinstance(body, str) else dump_docs(body)
+    for target in cfg.targets():
+        for rel, body in local_secret_files(cfg, target).items():
+            out[f"{target.rel_dir}/{rel}"] = body if isinstance(body, str) else dump_docs(body)
     if cfg.receiver["enabled"]:
         # cfg.source, not root/gitops.yaml: `--config` may name another file.
-        out["base/receiver/gitops.yaml"] = GENERATED_HEADER + Path(cfg.source).read_text(encoding="utf-8")
+        out["base/platform/receiver/gitops.yaml"] = GENERATED_HEADER + Path(cfg.source).read_text(encoding="utf-8")
     out[SCHEMA_COPY] = json.dumps(json.loads(schema_text()), indent=2) + "\n"
     return out
 
@@ -85,5 +106,6 @@ def create_once_tree(cfg: Config) -> dict[str, str]:
     return {f"environments/{env}/release/kustomization.yaml": text for env in cfg.environments}
 
 
-def env_overlay_dirs(cfg: Config) -> dict[str, Path]:
-    return {env: cfg.env_dir(env) for env in cfg.environments}
+def overlay_dirs(cfg: Config) -> dict[str, Path]:
+    """Every overlay Argo CD syncs, by label: platform/<instance> and each serving environment."""
+    return {t.label: cfg.root / t.rel_dir for t in cfg.targets()}

@@ -45,7 +45,7 @@ def _owned(path: str, text: str) -> bool:
 def _read(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, UnicodeDecodeError):  # not ours: generated files are UTF-8 text
         return None
 
 
@@ -78,14 +78,22 @@ def _stale(root: Path, planned: set[str], managed_dirs: tuple[str, ...]) -> list
     """Generated files that the config no longer produces (e.g. a removed environment or model)."""
     stale = []
     for top in managed_dirs:
-        for path in sorted((root / top).rglob("*.yaml")) if (root / top).is_dir() else []:
+        for path in sorted((root / top).rglob("*")) if (root / top).is_dir() else []:
             rel = path.relative_to(root).as_posix()
-            if rel in planned:
+            if rel in planned or not path.is_file() or _guards_user_files(path, root, planned):
                 continue
             text = _read(path) or ""
             if is_generated(text):
                 stale.append(FileAction(rel, "delete", text, None))
     return stale
+
+
+def _guards_user_files(path: Path, root: Path, planned: set[str]) -> bool:
+    """A generated .gitignore next to files of yours (secret values) stays, or `git add` would take them."""
+    if path.name != ".gitignore":
+        return False
+    return any(p.is_file() and p.relative_to(root).as_posix() not in planned and not is_generated(_read(p) or "")
+               for p in path.parent.iterdir() if p != path)
 
 
 def apply_actions(root: Path, actions: list[FileAction]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -67,22 +68,47 @@ def entry(record: CommitRecord) -> HistoryEntry | None:
 
 
 def history(repo: GitRepo, model: str | None = None, env: str | None = None) -> list[HistoryEntry]:
-    """Promotions, rollbacks and releases, newest first, parsed from commit trailers."""
+    """Promotions, rollbacks and releases, newest first, parsed from commit trailers.
+
+    The audit view only: no decision reads it. Commits without our trailers that changed a deployed
+    version (a `git revert`, a hand edit) are listed too, as trigger "git", read from the files."""
     out = []
     for record in repo.log_records(paths=HISTORY_PATHS):
-        item = entry(record)
-        if item and (model is None or item.model == model) and (env is None or item.env == env):
-            out.append(item)
+        items = [entry(record)] if record.trailers.get("Model") else file_entries(repo, record)
+        out += [i for i in items if i and (model is None or i.model == model) and (env is None or i.env == env)]
     return out
 
 
-def versions_run_in(repo: GitRepo, model: str, env: str) -> set[str]:
-    return {h.to_version for h in history(repo, model, env)}
+_RELEASE_FILE = re.compile(r"^environments/(?P<env>[^/]+)/release/(?P<model>[^/]+)\.yaml$")
 
 
-def image_of(repo: GitRepo, model: str, version: str) -> str | None:
-    """The image a version was last deployed with, in any environment (used by rollback)."""
-    for item in history(repo, model):
-        if item.to_version == version and item.image and not item.image.startswith("storage "):
-            return item.image
-    return None
+def file_entries(repo: GitRepo, record: CommitRecord) -> list[HistoryEntry]:
+    """Version changes a commit without trailers made, read from the release files it touched."""
+    changed = repo._git("diff-tree", "--no-commit-id", "--name-only", "-r", "--root", record.sha)
+    out = []
+    for path in changed.out.split("\n") if changed.ok else []:
+        match = _RELEASE_FILE.match(path)
+        if not match or match["model"] == "kustomization":
+            continue
+        old, new = _version_at(repo, f"{record.sha}^", path), _version_at(repo, record.sha, path)
+        if new and old != new:
+            out.append(HistoryEntry(time=record.timestamp, env=match["env"], model=match["model"],
+                                    from_version=old, to_version=new, alias=None, trigger="git", image=None,
+                                    commit=record.sha, subject=record.subject))
+    return out
+
+
+def _version_at(repo: GitRepo, rev: str, path: str) -> str | None:
+    import yaml
+
+    from gitops_tool.kustomize.release import VERSION_ANNOTATION
+
+    res = repo._git("show", f"{rev}:{path}")
+    if not res.ok:
+        return None
+    try:
+        doc = yaml.safe_load(res.out) or {}
+        value = ((doc.get("metadata") or {}).get("annotations") or {}).get(VERSION_ANNOTATION)
+    except (yaml.YAMLError, AttributeError):
+        return None
+    return None if value is None else str(value)

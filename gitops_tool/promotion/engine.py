@@ -1,7 +1,10 @@
-"""The promotion pipeline: resolve → gates → edit overlay → validate → commit → push (or PR).
+"""The promotion pipeline: resolve → decide (hold, skip, gates) → edit → validate → commit → push (or PR).
 
-The CLI, the webhook receiver and reconcile all call `promote`. Every failure raises
-GitopsError and leaves Git, the registry and the working tree as they were.
+The CLI, the webhook receiver and reconcile all call `promote`. It runs in a private tree on the
+remote's tip (promotion.workspace). Every push the remote rejects makes the whole decision run again
+on the new tip: the hold, the skip and the gates, and for automatic triggers the alias is resolved
+again, so the newest registry state wins. Every failure raises GitopsError and leaves Git, the
+registry and the user's checkout as they were.
 """
 
 from __future__ import annotations
@@ -21,62 +24,160 @@ from gitops_tool.promotion.workspace import Workspace, open_workspace
 from gitops_tool.registry import RegistryClient, resolve_tracking_uri
 
 AUTOMATIC = ("webhook", "reconcile", "workflow")
-# Each rejected push re-runs the edit and the validation on the new tip. The gitrepo default (6)
+# Each rejected push re-runs the decision and the edit on the new tip. The gitrepo default (6)
 # runs out with 8 simultaneous writers to one branch (tests/test_promote_concurrency.py).
 PUSH_ATTEMPTS = 20
 
 
 def promote(req: PromotionRequest, *, branch: str | None = None, schema_dir: Path | None = None) -> PromotionResult:
     with open_workspace(req.config_path, req.repo_url, branch) as ws:
-        return promote_in(ws, req, schema_dir=schema_dir or schema_dir_from_env())
+        result = promote_in(ws, req, schema_dir=schema_dir or schema_dir_from_env())
+        if result.pushed and not result.pull_request:
+            result.checkout = ws.sync_user()
+        return result
 
 
 def promote_in(ws: Workspace, req: PromotionRequest, *, schema_dir: Path | None = None) -> PromotionResult:
-    steps = Steps()
-    cfg = ws.cfg
-    uri = resolve_tracking_uri(req.tracking_uri, cfg.mlflow.get("tracking_uri"))
+    uri = resolve_tracking_uri(req.tracking_uri, ws.cfg.mlflow.get("tracking_uri"))
     with RegistryClient(uri) as client:
-        with steps.run("resolve") as step:
-            target = resolve(cfg, client, req.ref, env=req.env, image_tag=req.image_tag)
-            step.detail = f"{target.model.name} version {target.version.version} -> {target.env}"
-        env_dir = cfg.env_dir(target.env)
-        current = read_release(env_dir).get(target.model.name)
-        result = PromotionResult(
-            env=target.env, model=target.model.name, alias=target.ref.alias,
-            from_version=current.version if current else None, to_version=target.version.version,
-            image=target.image_text or target.storage_uri, steps=steps.items,
-        )
-        if reason := _skip_reason(target, current, req):
-            result.skipped = reason
-            steps.skip("edit", reason)
-            if reason == "already promoted" and req.push and not req.dry_run:
-                _push_pending(ws, target, result, steps)
-            return result
-        with steps.run("gates") as step:
-            passed = run_gates(
-                gates=target.model.gates, client=client, model_name=target.version.name, env=target.env,
-                version=target.version.version, run_id=target.version.run_id,
-                deployed_version=current.version if current else None,
-                versions_run_in=lambda env: commits.versions_run_in(ws.repo, target.model.name, env),
-            )
-            step.detail = "; ".join(passed) or "none configured"
-    if req.dry_run:
-        return _dry_run(ws, req, target, current, result, steps, schema_dir)
-    if req.pr:
-        from gitops_tool.promotion.pull_request import open_pull_request
+        return _Promotion(ws, req, client, schema_dir).run()
 
-        return open_pull_request(ws, req, target, result, steps, _applier(ws, req, target, current, result, schema_dir))
-    with steps.run("commit+push") as step:
-        pushed = commit_and_push(ws.repo, remote=ws.remote, branch=ws.branch,
-                                 apply=_applier(ws, req, target, current, result, schema_dir), push=req.push,
-                                 attempts=PUSH_ATTEMPTS)
-        result.commit, result.pushed = pushed.commit, pushed.pushed
-        if pushed.commit is None:
-            result.skipped = result.skipped or pushed.skipped or "no change"
-            step.status, step.detail = "skipped", result.skipped
+
+def new_chain(current: ReleaseState | None, version: str) -> tuple:
+    """The chain after deploying ``version`` over ``current``: the current one goes on top."""
+    if current is None or current.deployed is None:
+        return ()
+    if current.version == version:
+        return current.before
+    return (current.deployed, *current.before)
+
+
+class _Promotion:
+    def __init__(self, ws: Workspace, req: PromotionRequest, client: RegistryClient, schema_dir: Path | None):
+        self.ws, self.req, self.client, self.schema_dir = ws, req, client, schema_dir
+        self.steps = Steps()
+        self.target: Target | None = None
+        self.current: ReleaseState | None = None
+        self.attempt = 0
+
+    def run(self) -> PromotionResult:
+        with self.steps.run("resolve") as step:
+            self._resolve()
+            step.detail = f"{self.target.model.name} version {self.target.version.version} -> {self.target.env}"
+        self.result = PromotionResult(env=self.target.env, model=self.target.model.name, alias=None,
+                                      from_version=None, to_version="", image=None, steps=self.steps.items)
+        reason = self._decide(record=True)
+        if reason:
+            return self._skipped(reason)
+        if self.req.dry_run:
+            return self._dry_run()
+        if self.req.pr:
+            from gitops_tool.promotion.pull_request import open_pull_request
+
+            return open_pull_request(self.ws, self.req, self.target, self.result, self.steps, self.apply)
+        with self.steps.run("commit+push") as step:
+            pushed = commit_and_push(self.ws.repo, remote=self.ws.remote, branch=self.ws.branch, apply=self.apply,
+                                     push=self.req.push, attempts=PUSH_ATTEMPTS)
+            self.result.commit, self.result.pushed = pushed.commit, pushed.pushed
+            if pushed.commit is None:
+                self.result.skipped = self.result.skipped or pushed.skipped or "no change"
+                step.status, step.detail = "skipped", self.result.skipped
+            else:
+                step.detail = f"{pushed.commit[:12]} after {pushed.attempts} attempt(s)"
+        if self.result.commit and not self.result.pushed:
+            self.result.kept_on = self.ws.keep_unpushed(self.target.env, self.target.model.name, self.result.commit)
+        return self.result
+
+    def _resolve(self) -> None:
+        req = self.req
+        self.target = resolve(self.ws.cfg, self.client, req.ref, env=req.env, image_tag=req.image_tag)
+
+    def _decide(self, *, record: bool) -> str | None:
+        """Hold, skip and gates against the release files of the tree as it is now."""
+        target = self.target
+        self.current = current = read_release(self.ws.cfg.env_dir(target.env)).get(target.model.name)
+        r = self.result
+        r.env, r.model, r.alias = target.env, target.model.name, target.ref.alias
+        r.from_version, r.to_version = (current.version if current else None), target.version.version
+        r.image = target.image_text or target.storage_uri
+        if reason := _skip_reason(target, current, self.req):
+            return reason
+        if record:
+            with self.steps.run("gates") as step:
+                step.detail = "; ".join(self._gates()) or "none configured"
         else:
-            step.detail = f"{pushed.commit[:12]} after {pushed.attempts} attempt(s)"
-    return result
+            self._gates()
+        return None
+
+    def _gates(self) -> list[str]:
+        target, current = self.target, self.current
+        return run_gates(
+            gates=target.model.gates, client=self.client, model_name=target.version.name, env=target.env,
+            version=target.version.version, run_id=target.version.run_id,
+            deployed_version=current.version if current else None,
+            versions_run_in=lambda env: _versions_run_in(self.ws, target.model.name, env),
+        )
+
+    def _skipped(self, reason: str) -> PromotionResult:
+        self.result.skipped = reason
+        self.steps.skip("edit", reason)
+        return self.result
+
+    def apply(self, repo: GitRepo) -> CommitPlan | None:
+        """The edit commit_and_push runs; from the second attempt on, on a new tip, decided afresh."""
+        self.attempt += 1
+        if self.attempt > 1:
+            if self.req.trigger in AUTOMATIC:
+                self._resolve()  # the newest registry state wins
+            if reason := self._decide(record=False):
+                self.result.skipped = reason
+                return None
+        target, env_dir = self.target, self.ws.cfg.env_dir(self.target.env)
+        edit = ReleaseEdit(target.model.name, target.version.version, image=target.image,
+                           storage_uri=target.storage_uri, clear_hold=self.req.force,
+                           before=new_chain(self.current, target.version.version))
+        paths, self.result.diff = apply_edit(env_dir, edit, self.ws.repo.root)
+        if not paths:
+            return None
+        try:
+            validate_env(target.env, env_dir, self.schema_dir)
+        except BaseException:
+            repo.restore(paths)  # commit_and_push only cleans up after apply() returns a plan
+            raise
+        return CommitPlan(paths, *self._message())
+
+    def _message(self) -> tuple[str, str, dict[str, str]]:
+        req, target, version = self.req, self.target, self.target.version
+        previous = self.current.version if self.current else None
+        subject = commits.subject("promote", target.env, target.model.name, previous, version.version,
+                                  target.ref.alias)
+        body = [f"Source: {version.source}"] if version.source else []
+        delivery = req.delivery_id
+        if delivery and req.event_version and req.event_version != version.version:
+            # The alias moved again since that event: this commit enacts the registry's newer state.
+            body.append(f"Delivery {delivery} named version {req.event_version}; @{target.ref.alias} "
+                        f"resolved to {version.version} when this commit was made.")
+            delivery = None
+        return subject, "\n".join(body), commits.trailers(
+            model=target.model.name, env=target.env, version=version.version, previous=previous,
+            alias=target.ref.alias, run_id=version.run_id, image=target.image_text,
+            storage_uri=target.storage_uri, trigger=req.trigger, delivery_id=delivery,
+        )
+
+    def _dry_run(self) -> PromotionResult:
+        release_dir = self.ws.cfg.env_dir(self.target.env) / "release"
+        with self.steps.run("edit+validate (dry run)"):
+            try:
+                self.apply(self.ws.repo)
+            finally:
+                self.ws.repo.restore([release_dir])
+        self.result.skipped = self.result.skipped or "dry run"
+        return self.result
+
+
+def _versions_run_in(ws: Workspace, model: str, env: str) -> set[str]:
+    state = read_release(ws.cfg.env_dir(env)).get(model)
+    return state.versions_run() if state else set()
 
 
 def _skip_reason(target: Target, current: ReleaseState | None, req: PromotionRequest) -> str | None:
@@ -88,83 +189,11 @@ def _skip_reason(target: Target, current: ReleaseState | None, req: PromotionReq
                 f"{target.model.name} in {target.env} is on hold ({current.hold}); nothing committed",
                 hint=f"run `gitops-tool release {target.model.name} --env {target.env}`, or pass --force",
             )
-    if current and _matches(current, target):
+    if current and matches(current, target):
         return "already promoted"
     return None
 
 
-def _matches(state: ReleaseState, target: Target) -> bool:
+def matches(state: ReleaseState, target: Target) -> bool:
     same_artifact = state.image == target.image_text if target.image else state.storage_uri == target.storage_uri
     return state.version == target.version.version and same_artifact and not state.hold
-
-
-def _applier(ws: Workspace, req: PromotionRequest, target: Target, current: ReleaseState | None,
-             result: PromotionResult, schema_dir: Path | None):
-    """The edit that commit_and_push runs, again on each new remote head after a rejected push."""
-    expected = current.version if current else None
-
-    def apply(repo: GitRepo) -> CommitPlan | None:
-        env_dir = ws.cfg.env_dir(target.env)
-        now = read_release(env_dir).get(target.model.name)
-        if (now.version if now else None) != expected:
-            if now and _matches(now, target):
-                result.skipped = "already promoted"
-                return None
-            raise GitopsError(
-                f"conflict: {target.model.name} in {target.env} moved to version {now.version if now else 'none'} "
-                f"while promoting {expected or 'none'} -> {target.version.version}; nothing committed",
-                hint="check `gitops-tool history` and promote again if still wanted",
-            )
-        edit = ReleaseEdit(target.model.name, target.version.version, image=target.image,
-                           storage_uri=target.storage_uri, clear_hold=req.force)
-        paths, result.diff = apply_edit(env_dir, edit, ws.repo.root)
-        if not paths:
-            return None
-        try:
-            validate_env(target.env, env_dir, schema_dir)
-        except BaseException:
-            repo.restore(paths)  # commit_and_push only cleans up after apply() returns a plan
-            raise
-        return CommitPlan(paths, *_message(req, target, expected))
-
-    return apply
-
-
-def _message(req: PromotionRequest, target: Target, previous: str | None) -> tuple[str, str, dict[str, str]]:
-    version = target.version
-    subject = commits.subject("promote", target.env, target.model.name, previous, version.version, target.ref.alias)
-    body = f"Source: {version.source}" if version.source else ""
-    return subject, body, commits.trailers(
-        model=target.model.name, env=target.env, version=version.version, previous=previous,
-        alias=target.ref.alias, run_id=version.run_id, image=target.image_text, storage_uri=target.storage_uri,
-        trigger=req.trigger, delivery_id=req.delivery_id,
-    )
-
-
-def _dry_run(ws: Workspace, req: PromotionRequest, target: Target, current: ReleaseState | None,
-             result: PromotionResult, steps: Steps, schema_dir: Path | None) -> PromotionResult:
-    release_dir = ws.cfg.env_dir(target.env) / "release"
-    ws.repo.ensure_clean([release_dir])
-    with steps.run("edit+validate (dry run)"):
-        try:
-            _applier(ws, req, target, current, result, schema_dir)(ws.repo)
-        finally:
-            ws.repo.restore([release_dir])
-    result.skipped = result.skipped or "dry run"
-    return result
-
-
-def _push_pending(ws: Workspace, target: Target, result: PromotionResult, steps: Steps) -> None:
-    """A run killed after its commit but before its push left the promotion local: push it now."""
-    ws.repo.fetch(ws.remote, ws.branch)
-    pending = ws.repo.unpushed(ws.remote, ws.branch)
-    if not pending:
-        return
-    mine = [r for r in ws.repo.log_records(paths=[f"environments/{target.env}"], max_count=len(pending))
-            if r.sha in pending and r.trailers.get("Model") == target.model.name]
-    if not mine:
-        return
-    with steps.run("push pending") as step:
-        ws.repo.push(ws.remote, ws.branch)
-        result.commit, result.pushed, result.skipped = mine[0].sha, True, None
-        step.detail = f"{mine[0].sha[:12]}: {mine[0].subject} (committed earlier, not pushed)"

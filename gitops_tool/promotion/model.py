@@ -23,6 +23,7 @@ class PromotionRequest:
     config_path: Path | None = None    # gitops.yaml (default: found from the cwd or the clone)
     trigger: str = "manual"
     delivery_id: str | None = None     # webhook delivery, recorded as a trailer
+    event_version: str | None = None   # the version that delivery named (the alias may have moved since)
 
 
 @dataclass
@@ -45,6 +46,8 @@ class PromotionResult:
     pushed: bool = False
     skipped: str | None = None         # "already promoted", "held: ...", "no change", "dry run"
     pull_request: str | None = None
+    kept_on: str | None = None         # --no-push: the local branch that holds the commit
+    checkout: str | None = None        # what happened to the user's checkout after the push
     steps: list[StepStatus] = field(default_factory=list)
     diff: str = ""
 

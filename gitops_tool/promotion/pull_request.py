@@ -46,6 +46,7 @@ def open_pull_request(ws: Workspace, req: PromotionRequest, target: Target, resu
             result.skipped = result.skipped or local.skipped
             step.status, step.detail = "skipped", result.skipped or ""
             return result
+        existed = _remote_has(ws.repo, ws.remote, branch)
         try:
             # Force: the branch belongs to this model and environment; a newer promotion replaces it.
             ws.repo.push(ws.remote, branch, refspec=f"+HEAD:refs/heads/{branch}")
@@ -55,9 +56,29 @@ def open_pull_request(ws: Workspace, req: PromotionRequest, target: Target, resu
         step.detail = f"{local.commit[:12]} on {branch}"
     with steps.run("pull request") as step:
         title = f"promote({target.env}): {target.model.name} {result.from_version or 'none'} -> {result.to_version}"
-        result.pull_request = _create_or_reuse(slug, branch, ws.branch, title, _body(result), token)
+        try:
+            result.pull_request = _create_or_reuse(slug, branch, ws.branch, title, _body(result), token)
+        except GitopsError as exc:
+            raise GitopsError(f"{exc}; {_left_behind(ws, branch, existed)}", retryable=exc.retryable) from None
         step.detail = result.pull_request
     return result
+
+
+def _remote_has(repo: GitRepo, remote: str, branch: str) -> bool:
+    res = repo._git("ls-remote", "--heads", remote, f"refs/heads/{branch}")
+    return bool(res.ok and res.out.strip())
+
+
+def _left_behind(ws: Workspace, branch: str, existed: bool) -> str:
+    """After the PR call failed: take back a branch we created, say plainly what is on the remote."""
+    if existed:
+        return (f"branch {branch} on remote {ws.remote!r} already existed and now holds this commit "
+                f"(no pull request was opened or updated)")
+    try:
+        ws.repo.push(ws.remote, branch, refspec=f":refs/heads/{branch}")
+    except GitopsError as exc:
+        return f"branch {branch} was pushed to remote {ws.remote!r} and could not be deleted again: {exc}"
+    return f"branch {branch} was pushed and deleted again; nothing is left on remote {ws.remote!r}"
 
 
 def _body(result: PromotionResult) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gitops_tool.config import Config, Model
-from gitops_tool.errors import GitopsError
+from gitops_tool.errors import GitopsError, UsageError
 from gitops_tool.kustomize.release import ImageRef, parse_image
 from gitops_tool.registry import ModelRef, ModelVersion, RegistryClient, parse_ref
 
@@ -34,7 +34,7 @@ def pick_env(cfg: Config, model: Model, ref: ModelRef, env_override: str | None)
     if env_override:
         return cfg.env(env_override).name
     if ref.alias is None:
-        raise GitopsError(
+        raise UsageError(
             f"{ref}: a version reference needs --env (alias map of {model.name}: {alias_map_text(model)})"
         )
     env = model.env_for_alias(ref.alias)

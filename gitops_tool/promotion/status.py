@@ -16,33 +16,42 @@ class EnvStatus:
     git_version: str | None
     image: str | None
     hold: str | None
+    cluster: str = ""                                             # the environment's Argo CD destination
     aliases: dict[str, str | None] = field(default_factory=dict)  # mapped alias -> registry version
     drift: list[str] = field(default_factory=list)                # aliases whose version is not deployed
+    error: str | None = None                                      # the registry could not answer for this model
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
 def collect(cfg: Config, client=None) -> tuple[list[EnvStatus], str | None]:
-    """Rows for every model x environment; the second item is a registry error, if any."""
+    """Rows for every model x environment; the second item is the first registry error, if any.
+
+    A model the registry cannot answer for gets `error` on its rows; the other models are unaffected."""
     rows, problem = [], None
-    registry: dict[str, dict[str, str]] = {}
     for model in cfg.models.values():
+        registry, error = {}, None
         if client is not None:
             try:
-                registry[model.name] = client.get_model_aliases(model.registered_model)
+                registry = client.get_model_aliases(model.registered_model)
             except GitopsError as exc:
-                problem = str(exc).splitlines()[0]
+                error = str(exc).splitlines()[0]
+                problem = problem or error
         for env in cfg.environments:
+            if not cfg.environments[env].may_serve(model.name):
+                continue
             state = read_release(cfg.env_dir(env)).get(model.name)
             row = EnvStatus(model.name, env, state.version if state else None, state and (state.image or
-                            state.storage_uri), state.hold if state else None)
+                            state.storage_uri), state.hold if state else None, error=error,
+                            cluster=cfg.environments[env].cluster.name)
+            hand_edited = state is not None and state.edited_by_hand()
             for alias, mapped in model.aliases.items():
                 if mapped != env:
                     continue
-                version = registry.get(model.name, {}).get(alias)
+                version = registry.get(alias)
                 row.aliases[alias] = version
-                if version and version != row.git_version:
+                if version and (version != row.git_version or hand_edited):
                     row.drift.append(alias)
             rows.append(row)
     return rows, problem

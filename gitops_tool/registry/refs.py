@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from gitops_tool.errors import GitopsError
+from gitops_tool.errors import UsageError
 
 ACCEPTED_FORMS = "MODEL@ALIAS, MODEL/VERSION, models:/MODEL@ALIAS or models:/MODEL/VERSION"
 
@@ -42,12 +42,12 @@ def parse_ref(text: str) -> ModelRef:
     if match := _VERSION_RE.match(body):
         version = match["version"].strip()
         if not version.isdigit() or int(version) < 1:
-            raise GitopsError(
+            raise UsageError(
                 f"model reference {text!r}: version {version!r} is not a positive integer",
                 hint=f"use one of {ACCEPTED_FORMS}",
             )
         return ModelRef(model=match["model"].strip(), version=str(int(version)))
-    raise GitopsError(
+    raise UsageError(
         f"cannot parse model reference {text!r}", hint=f"use one of {ACCEPTED_FORMS}"
     )
 
@@ -57,7 +57,7 @@ def resolve_tracking_uri(cli_value: str | None, config_value: str | None) -> str
     for value in (cli_value, os.environ.get("MLFLOW_TRACKING_URI"), config_value):
         if value and value.strip():
             return value.strip().rstrip("/")
-    raise GitopsError(
+    raise UsageError(
         "no MLflow tracking URI: none given by --tracking-uri, MLFLOW_TRACKING_URI "
         "or the mlflow tracking URI field of gitops.yaml",
         hint="pass --tracking-uri http://HOST:PORT or export MLFLOW_TRACKING_URI",

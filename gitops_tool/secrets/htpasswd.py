@@ -1,4 +1,5 @@
-"""htpasswd entries nginx accepts: apr1 (Apache MD5-crypt) or bcrypt ($2y$ via the bcrypt package)."""
+"""htpasswd entries: apr1 (Apache MD5-crypt) or bcrypt ($2y$ via the bcrypt package), which nginx accepts,
+and {SHA}, the only scheme Envoy Gateway's basicAuth accepts (nginx accepts it too)."""
 
 from __future__ import annotations
 
@@ -51,10 +52,17 @@ def bcrypt_hash(password: str, rounds: int = 12) -> str:
         "$2b$", "$2y$", 1)
 
 
+def sha(password: str) -> str:
+    """`{SHA}` + base64(SHA-1): unsalted, so use a long random password (Envoy Gateway allows nothing else)."""
+    import base64
+
+    return "{SHA}" + base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
+
+
 def entry(user: str, password: str, *, algorithm: str = "apr1") -> str:
     if not user or ":" in user or any(c.isspace() for c in user):
         raise GitopsError(f"htpasswd user {user!r}: must be non-empty, without ':' or spaces")
     if not password:
         raise GitopsError("htpasswd: the password is empty")
-    digest = bcrypt_hash(password) if algorithm == "bcrypt" else apr1(password)
+    digest = {"bcrypt": bcrypt_hash, "sha": sha}.get(algorithm, apr1)(password)
     return f"{user}:{digest}"

@@ -1,4 +1,4 @@
-"""Seal a platform Secret into environments/<env>/sealed/ and list what each environment needs."""
+"""Seal a Secret into <overlay>/sealed/ and list what each platform instance and environment needs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from gitops_tool.config import Config
 from gitops_tool.errors import GitopsError
-from gitops_tool.platform.secrets import SEALED_DIR, by_method, required_secrets
+from gitops_tool.platform.secrets import SEALED_DIR, by_method, required_secrets, secret_annotations
 from gitops_tool.secrets.sealing import load_public_key, sealed_secret
 from gitops_tool.yamlio import dump_docs
 
@@ -15,10 +15,10 @@ SEALED_HEADER = "# Made by `gitops-tool secrets seal`: encrypted for the sealed-
 
 def seal_into_project(cfg: Config, env_name: str, name: str, values: dict[str, str], cert: Path,
                       scope: str | None = None) -> Path:
-    env = cfg.env(env_name)
-    needed = required_secrets(cfg)
+    env = cfg.target(env_name)
+    needed = required_secrets(cfg, env)
     if name not in needed:
-        raise GitopsError(f"secret {name!r} is not one the platform uses (known: {', '.join(needed)})")
+        raise GitopsError(f"secret {name!r} is not one {env.label} uses (known: {', '.join(needed) or 'none'})")
     missing = [k for k in needed[name] if k not in values]
     extra = [k for k in values if k not in needed[name]]
     if missing or extra:
@@ -29,21 +29,23 @@ def seal_into_project(cfg: Config, env_name: str, name: str, values: dict[str, s
     if empty:
         raise GitopsError(f"secret {name}: empty value for {', '.join(empty)}")
     if env.secret_method(name) != "sealed":
-        raise GitopsError(f"{cfg.source}: {name} in {env.name} uses method {env.secret_method(name)!r}, not sealed",
-                          hint=f"set environments.{env.name}.secrets.method (or overrides.{name}) to sealed")
+        field = f"platform.instances.{env.name}" if env.label != env.name else f"environments.{env.name}"
+        raise GitopsError(f"{cfg.source}: {name} in {env.label} uses method {env.secret_method(name)!r}, not sealed",
+                          hint=f"set {field}.secrets.method (or overrides.{name}) to sealed")
     doc = sealed_secret(load_public_key(cert), name=name, namespace=env.namespace, values=values,
-                        scope=scope or env.secrets["scope"])
-    target = cfg.env_dir(env.name) / SEALED_DIR / f"{name}.yaml"
+                        scope=scope or env.secrets["scope"],
+                        secret_annotations=secret_annotations(cfg, env, name))
+    target = cfg.root / env.rel_dir / SEALED_DIR / f"{name}.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(dump_docs([doc], header=SEALED_HEADER), encoding="utf-8")
     return target
 
 
 def missing_sealed(cfg: Config) -> list[tuple[str, str]]:
-    """(env, secret) pairs whose method is sealed but whose SealedSecret file is not there yet."""
+    """(overlay label, secret) pairs whose method is sealed but whose SealedSecret file is not there yet."""
     out = []
-    for env in cfg.environments.values():
+    for env in cfg.targets():
         for name in by_method(cfg, env)["sealed"]:
-            if not (cfg.env_dir(env.name) / SEALED_DIR / f"{name}.yaml").is_file():
-                out.append((env.name, name))
+            if not (cfg.root / env.rel_dir / SEALED_DIR / f"{name}.yaml").is_file():
+                out.append((env.label, name))
     return out

@@ -69,20 +69,22 @@ def hybrid_decrypt(private_key, ciphertext: bytes, oaep_label: bytes) -> bytes:
     return AESGCM(session_key).decrypt(NONCE, ciphertext[2 + size:], None)
 
 
-def sealed_secret(public_key, *, name: str, namespace: str, values: dict[str, str], scope: str) -> dict:
+def sealed_secret(public_key, *, name: str, namespace: str, values: dict[str, str], scope: str,
+                  secret_annotations: dict[str, str] | None = None) -> dict:
+    """secret_annotations land on the unsealed Secret (e.g. KServe's s3-endpoint); they are not encrypted."""
     oaep_label = label(namespace, name, scope)
     encrypted = {key: base64.b64encode(hybrid_encrypt(public_key, value.encode(), oaep_label)).decode()
                  for key, value in sorted(values.items())}
     annotations = {"argocd.argoproj.io/sync-wave": "-1"}
     if scope == "namespace-wide":
         annotations["sealedsecrets.bitnami.com/namespace-wide"] = "true"
+    template: dict = {"name": name, "namespace": namespace}
+    if secret_annotations:
+        template["annotations"] = dict(secret_annotations)
     return {
         "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
         "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
-        "spec": {
-            "encryptedData": encrypted,
-            "template": {"metadata": {"name": name, "namespace": namespace}, "type": "Opaque"},
-        },
+        "spec": {"encryptedData": encrypted, "template": {"metadata": template, "type": "Opaque"}},
     }
 
 

@@ -57,13 +57,13 @@ def _values(cfg: Config) -> Iterator[tuple[str, str, str | None]]:
     for name, model in cfg.models.items():
         if model.image_repository:
             yield f"models.{name}.image_repository", model.image_repository, _image_problem(model.image_repository)
-    for name, env in cfg.environments.items():
-        host = getattr(env, "host", None)
-        if host:
-            yield f"environments.{name}.host", host, _why(host, "")
+    for name, inst in cfg.platform.items():
+        yield f"platform.instances.{name}.host", inst.host, _why(inst.host, "")
+    for name, server in sorted(cfg.clusters.items()):
+        yield f"argocd.clusters.{name}", server, _url_problem(server)
     repository = (cfg.receiver or {}).get("github_repository")
     if repository:
-        yield "receiver.github_repository", repository, _why("github.com", repository)
+        yield "platform.receiver.github_repository", repository, _why("github.com", repository)
 
 
 def placeholder_findings(cfg: Config) -> list[Finding]:

@@ -48,7 +48,10 @@ CRDS = [
       for plural in ("servicemonitors", "podmonitors", "prometheusrules")),
     "https://raw.githubusercontent.com/kserve/kserve/v0.15.0/config/crd/full/serving.kserve.io_inferenceservices.yaml",
 ]
-ENV, NAMESPACE, MODEL, ALIAS = "dev", "mlflow-dev", "wine-classifier", "candidate"
+ENV, MODEL, ALIAS = "dev", "wine-classifier", "candidate"
+NAMESPACE, SERVING_NAMESPACE = "mlflow", "models-dev"  # the platform instance, the serving environment
+PLATFORM = "dev-platform"  # the platform instance's name: its Application is <project>-platform-dev-platform
+PLATFORM_APP = f"-platform-{PLATFORM}"
 MLFLOW_PORT = 5000
 
 
@@ -212,23 +215,25 @@ def kube(tmp_path_factory) -> Kube:
 # --- the platform ---------------------------------------------------------------------------------------
 
 def e2e_config(repo_url: str) -> str:
-    """The starter gitops.yaml cut down to one small environment that fits a CI runner."""
-    from gitops_tool.config.loader import schema
+    """The starter gitops.yaml cut down to the platform and one serving environment on one kind cluster."""
     from gitops_tool.project import starter_config
 
     raw = yaml.safe_load(starter_config())
     raw["repo"]["url"] = repo_url
-    raw["mlflow"] |= {"workers": 1, "tracking_uri": f"http://127.0.0.1:{MLFLOW_PORT}",
-                      "extra_allowed_hosts": ["localhost:*", "127.0.0.1:*"]}  # the port-forward's Host
-    raw["environments"] = {ENV: raw["environments"][ENV] | {
-        "replicas": 1, "storage": {"postgres": "1Gi", "minio": "1Gi"},
-        "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
-    }}
+    raw["argocd"].pop("clusters", None)  # everything in-cluster
+    platform = raw["platform"]
+    platform["tracking_uri"] = f"http://127.0.0.1:{MLFLOW_PORT}"
+    platform["mlflow"] |= {"workers": 1, "extra_allowed_hosts": ["localhost:*", "127.0.0.1:*"]}  # port-forward Host
+    platform["receiver"] = {"enabled": False}  # this test promotes from the runner
+    # A dev-named instance may take its Secrets from `local` files: the run creates them with kubectl.
+    main = platform["instances"][PLATFORM] = platform["instances"].pop("main")
+    main.pop("autoscaling", None)
+    main |= {"secrets": {"method": "local"}, "replicas": 1, "storage": {"postgres": "1Gi", "object_store": "1Gi"}, "tls": {"enabled": False},
+             "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}}}
+    raw["environments"] = {ENV: raw["environments"][ENV]}
     model = raw["models"][MODEL]
     model["aliases"] = {ALIAS: ENV}
     model["gates"].pop("require_previous_stage", None)
-    if "receiver" in schema()["properties"]:
-        raw["receiver"] = {"enabled": False}  # this test promotes from the runner
     return yaml.safe_dump(raw, sort_keys=False)
 
 
@@ -280,9 +285,10 @@ def create_secrets(kube: Kube) -> None:
         kube("create", "secret", "generic", name, "-n", NAMESPACE, *literals)
 
 
-def application(kube: Kube) -> dict:
+def application(kube: Kube, suffix: str = f"-{ENV}") -> dict:
+    """The serving environment's Application (or, with suffix=PLATFORM_APP, the platform's)."""
     apps = kube.json("get", "applications", "-n", "argocd")["items"]
-    return next((a for a in apps if a["metadata"]["name"].endswith(f"-{ENV}")), {})
+    return next((a for a in apps if a["metadata"]["name"].endswith(suffix)), {})
 
 
 def app_state(app: dict) -> tuple[str, str, str]:
@@ -293,7 +299,7 @@ def app_state(app: dict) -> tuple[str, str, str]:
 
 def explain(kube: Kube):
     def text() -> str:
-        app = application(kube)
+        app = application(kube, PLATFORM_APP)
         lagging = [f"  {r.get('kind')}/{r.get('name')}: sync={r.get('status')} health={r.get('health', {})}"
                    for r in app.get("status", {}).get("resources", [])
                    if r.get("status") != "Synced" or r.get("health", {}).get("status", "Healthy") != "Healthy"]
@@ -311,10 +317,10 @@ def synced_platform(kube: Kube, checkout) -> tuple[Path, str]:
     kube("apply", "-k", str(work / "argocd"))
 
     def synced_and_healthy():
-        sync, health, revision = app_state(application(kube))
-        return revision if (sync, health) == ("Synced", "Healthy") else None
+        states = [app_state(application(kube, suffix)) for suffix in (PLATFORM_APP, f"-{ENV}")]
+        return all((sync, health) == ("Synced", "Healthy") for sync, health, _ in states)
 
-    wait_for("the platform Application to be Synced and Healthy", synced_and_healthy, timeout=1500,
+    wait_for("the platform and serving Applications to be Synced and Healthy", synced_and_healthy, timeout=1500,
              explain=explain(kube))
     return checkout
 
@@ -346,9 +352,10 @@ def mlflow_url(kube: Kube, synced_platform):
 
 def test_platform_is_synced_from_git(kube: Kube, synced_platform):
     work, _ = synced_platform
-    sync, health, revision = app_state(application(kube))
-    assert (sync, health) == ("Synced", "Healthy")
-    assert revision == run("git", "rev-parse", "HEAD", cwd=work).strip()
+    for suffix in (PLATFORM_APP, f"-{ENV}"):
+        sync, health, revision = app_state(application(kube, suffix))
+        assert (sync, health) == ("Synced", "Healthy")
+        assert revision == run("git", "rev-parse", "HEAD", cwd=work).strip()
     ready = kube.json("get", "deployment", "mlflow", "-n", NAMESPACE)["status"].get("readyReplicas")
     assert ready == 1
 
@@ -375,6 +382,6 @@ def test_promotion_is_synced_by_argocd(kube: Kube, synced_platform, mlflow_url: 
         return sync == "Synced" and revision == result["commit"]
 
     wait_for(f"Argo CD to sync {result['commit'][:12]}", synced_at_commit, timeout=600, explain=explain(kube))
-    isvc = kube.json("get", "inferenceservice", MODEL, "-n", NAMESPACE)
+    isvc = kube.json("get", "inferenceservice", MODEL, "-n", SERVING_NAMESPACE)
     assert isvc["spec"]["predictor"]["containers"][0]["image"] == result["image"]
     # No KServe controller runs here, so the model is deployed (in Git and in the API), not served.
