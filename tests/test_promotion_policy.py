@@ -207,3 +207,49 @@ def test_config_check_function_is_callable_on_its_own():
 
     with pytest.raises(GitopsError, match="both map to environment 'dev'"):
         check_model("m", {"aliases": {"a": "dev", "b": "dev"}}, ["dev"], lambda parts: ".".join(map(str, parts)))
+
+
+# -- 16: dropping a served model or an environment -----------------------------------------------------------
+
+
+def test_16_generate_refuses_to_drop_a_served_model_until_retired(tmp_path, registry):
+    model = "retiree"
+    old, _ = registry.add_model(model)
+    repo = make_repo(tmp_path, registry.url, edit_config=lambda t: add_model_to_config(t, model))
+    _ok(repo.promote(f"{model}/{old}", "--env", "dev"))
+    repo.git("pull", "-q", "--ff-only")
+    cfg = repo.root / "gitops.yaml"
+    with_model = cfg.read_text()
+    cfg.write_text(with_model[:with_model.index(f"  {model}:\n")])
+    res = repo.cli("generate")
+    assert res.returncode == 1 and f"refusing to drop model {model} (still served in dev)" in res.stderr
+    assert f"gitops-tool retire {model} --env dev" in res.stderr and "--prune" in res.stderr
+    assert repo.porcelain().strip() == "M gitops.yaml"  # nothing else written
+    cfg.write_text(with_model)
+    dry = _ok(repo.cli("retire", model, "--env", "dev", "--dry-run"))
+    assert "dry run" in dry.stdout and deployed(repo.remote, model, "dev") == (old, None)
+    res = _ok(repo.cli("retire", model, "--env", "dev"))
+    assert "pushed" in res.stdout and deployed(repo.remote, model, "dev") == (None, None)
+    assert trailers_of(repo.remote, "refs/heads/main")["Trigger"] == "retire"
+    cfg.write_text(with_model[:with_model.index(f"  {model}:\n")])
+    _ok(repo.cli("generate"))
+    assert not (repo.root / "base" / "serving" / model).exists()
+    _ok(repo.cli("render", "dev"))
+
+
+def test_16_generate_refuses_to_drop_an_environment_without_prune(project):
+    import yaml
+
+    cfg = project / "gitops.yaml"
+    doc = yaml.safe_load(cfg.read_text())
+    del doc["environments"]["prod"]
+    for model in doc["models"].values():
+        model["aliases"] = {a: e for a, e in model["aliases"].items() if e != "prod"}
+        model.get("gates", {}).pop("require_previous_stage", None)
+    cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+    apps = (project / "argocd" / "applications.yaml").read_text()
+    res = run_cli("generate", cwd=project)
+    assert res.returncode == 1 and "refusing to drop environment prod" in res.stderr, res.stderr
+    assert (project / "argocd" / "applications.yaml").read_text() == apps and "mlflow-prod" in apps
+    _ok(run_cli("generate", "--prune", cwd=project))
+    assert "mlflow-prod" not in (project / "argocd" / "applications.yaml").read_text()

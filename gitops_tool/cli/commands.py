@@ -23,10 +23,10 @@ def init(directory: str, repo_url: str | None) -> int:
     return 0
 
 
-def generate(config_path: str | None, *, check: bool, dry_run: bool) -> int:
+def generate(config_path: str | None, *, check: bool, dry_run: bool, prune: bool = False) -> int:
     from gitops_tool.project import generate as run
 
-    result = run(_config_path(config_path), write=not (check or dry_run))
+    result = run(_config_path(config_path), write=not (check or dry_run), prune=prune)
     if check:
         for action in result.changed:
             out(action.diff())

@@ -84,9 +84,11 @@ def init(directory: str, repo_url: str | None) -> None:
 @config_option
 @click.option("--check", is_flag=True, help="Write nothing; print a diff and exit 1 on drift.")
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing; exit 0.")
-def generate(config_path: str | None, check: bool, dry_run: bool) -> None:
+@click.option("--prune", is_flag=True, help="Allow dropping a model still served in an environment, or a whole "
+                                             "environment (its Argo CD Application and workloads go with it).")
+def generate(config_path: str | None, check: bool, dry_run: bool, prune: bool) -> None:
     """(Re)write base/, environments/<env>/ and argocd/ from gitops.yaml."""
-    _run(commands.generate(config_path, check=check, dry_run=dry_run))
+    _run(commands.generate(config_path, check=check, dry_run=dry_run, prune=prune))
 
 
 @cli.command()
@@ -184,6 +186,20 @@ def release(model: str, env: str, no_push: bool, dry_run: bool, config_path: str
     _exclusive(no_push=no_push, dry_run=dry_run)
     _run(promotion_commands.release(model, env, config=config_path, push=not no_push, output=output,
                                     dry_run=dry_run))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--env", required=True, help="Environment to stop serving MODEL in.")
+@click.option("--no-push", is_flag=True, help=NO_PUSH_HELP)
+@click.option("--dry-run", is_flag=True, help="Edit and validate on the remote's tip; commit nothing.")
+@config_option
+@output_option
+def retire(model: str, env: str, no_push: bool, dry_run: bool, config_path: str | None, output: str) -> None:
+    """Stop serving MODEL in ENV with a commit (before removing it from gitops.yaml)."""
+    _exclusive(no_push=no_push, dry_run=dry_run)
+    _run(promotion_commands.retire(model, env, config=config_path, push=not no_push, output=output,
+                                   dry_run=dry_run))
 
 
 @cli.command()
