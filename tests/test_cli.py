@@ -42,7 +42,7 @@ def test_render_prints_kustomize_output(project: Path):
 
 def test_render_unknown_env(project: Path):
     result = run_cli("render", "qa", cwd=project)
-    assert result.returncode == 1
+    assert result.returncode == 2  # ENV is a command-line argument: a usage error
     assert "environment 'qa' is not defined (known: dev, staging, prod)" in result.stderr
 
 
