@@ -92,6 +92,16 @@ def test_14_a_model_missing_from_the_registry_fails_only_its_own_pairs(tmp_path,
     assert ghost and all(i["action"] == "failed" and "not found" in i["detail"] for i in ghost)
     assert [i["action"] for i in items if i["model"] == WINE and i["env"] == "dev"] == ["promoted"]
     assert deployed(repo.remote, WINE, "dev") == (registry.v1, None)
+    # The receiver's drift check (a real shallow clone, the real registry) isolates it the same way.
+    from prometheus_client import CollectorRegistry
+
+    from gitops_tool.webhook.drift import DriftMonitor, clone_check
+
+    metrics = CollectorRegistry()
+    monitor = DriftMonitor(metrics, clone_check(str(repo.remote), "main", registry.url), interval=60)
+    assert monitor.run_once()
+    assert metrics.get_sample_value("gitops_drift", {"model": WINE, "env": "dev", "alias": "candidate"}) == 0
+    assert metrics.get_sample_value("gitops_drift_check_errors_total") == 3  # never-registered x 3 envs
 
 
 def test_15_reconcile_runs_in_stage_order_and_its_dry_run_runs_the_gates(tmp_path, registry):

@@ -52,8 +52,13 @@ def _dev_at(repo, *versions: str) -> None:
 def test_1_second_rollback_goes_further_back_never_forward(repo, v):
     a, b, c = v
     _dev_at(repo, a, b, c)
+    head = repo.remote_head()
+    dry = _ok(repo.cli("rollback", WINE, "--env", "dev", "--dry-run"))
+    assert "dry run" in dry.stdout and f"{c} -> {b}" in dry.stdout and repo.remote_head() == head
     _ok(repo.cli("rollback", WINE, "--env", "dev"))
     assert deployed(repo.remote, WINE, "dev") == (b, f"rollback from {c} to {b}")
+    dry = _ok(repo.cli("release", WINE, "--env", "dev", "--dry-run"))
+    assert "dry run" in dry.stdout and deployed(repo.remote, WINE, "dev")[1] is not None
     _ok(repo.cli("release", WINE, "--env", "dev"))
     _ok(repo.cli("rollback", WINE, "--env", "dev"))
     assert deployed(repo.remote, WINE, "dev") == (a, f"rollback from {b} to {a}")
