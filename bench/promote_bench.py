@@ -8,8 +8,9 @@ bare remote, then alternates:
   * promote: `python -m gitops_tool.cli.main promote wine-classifier/<v> --env dev` as a subprocess,
     alternating between the two versions so every run commits and pushes (metrics gate, edit,
     kustomize validation included; the no_worse_than_deployed gate is dropped so v2 -> v1 is allowed);
-  * floor: a separate Python subprocess that does one registry REST call (requests GET of the alias)
-    and one git commit + push (subprocess git) — interpreter start, one HTTP round trip, one commit.
+  * floor: a separate Python subprocess that does one registry REST call (requests GET of the alias),
+    one git fetch and one git commit + push (subprocess git) — interpreter start, one HTTP round
+    trip, the fetch that building on the remote's tip needs, one commit.
 Prints the medians, the ratio and the exact commands. Goal: promote median <= 1.0 s and <= 3x the floor.
 """
 
@@ -41,6 +42,7 @@ r.raise_for_status()
 path = f"{repo}/environments/dev/release/floor.txt"
 open(path, "w").write(r.json()["model_version"]["version"] + " " + n + "\n")
 git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)
+git("fetch", "-q", "origin", "main")  # a promotion builds on the remote's tip: it must fetch first
 git("add", "--", path)
 git("commit", "-q", "-m", f"floor {n}", "--", path)
 git("push", "-q", "origin", "HEAD:refs/heads/main")

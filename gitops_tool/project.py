@@ -11,7 +11,7 @@ from gitops_tool import __version__
 from gitops_tool.config import CONFIG_FILE, Config, load_config
 from gitops_tool.errors import GitopsError
 from gitops_tool.platform.tree import MANAGED_DIRS, create_once_tree, generated_tree
-from gitops_tool.platform.writer import FileAction, apply_actions, plan_actions
+from gitops_tool.platform.writer import FileAction, apply_actions, guard_drops, plan_actions
 
 
 @dataclass(frozen=True)
@@ -24,14 +24,15 @@ class GenerateResult:
         return [a for a in self.actions if a.changes]
 
 
-def generate(config_path: Path, *, write: bool = True) -> GenerateResult:
+def generate(config_path: Path, *, write: bool = True, prune: bool = False) -> GenerateResult:
     """(Re)write base/, environments/<env>/ and argocd/ from gitops.yaml. `write=False` only plans."""
     cfg = load_config(config_path)
-    return generate_from(cfg, write=write)
+    return generate_from(cfg, write=write, prune=prune)
 
 
-def generate_from(cfg: Config, *, write: bool = True) -> GenerateResult:
+def generate_from(cfg: Config, *, write: bool = True, prune: bool = False) -> GenerateResult:
     actions = plan_actions(cfg.root, generated_tree(cfg), create_once_tree(cfg), MANAGED_DIRS)
+    actions += guard_drops(cfg.root, actions, prune)
     if write:
         apply_actions(cfg.root, actions)
     return GenerateResult(cfg.root, actions)

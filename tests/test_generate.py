@@ -124,7 +124,10 @@ def test_removed_environment_loses_only_generated_files(project: Path):
     text = config.read_text()
     start, end = text.index("  dev:\n"), text.index("  staging:\n")
     config.write_text((text[:start] + text[end:]).replace("      candidate: dev\n", ""))
-    actions = {a.path: a.action for a in generate(config).actions}
+    with pytest.raises(GitopsError, match="refusing to drop environment dev"):
+        generate(config)  # its Argo CD Application would go, and prune the workloads with it
+    assert (project / "environments/dev/kustomization.yaml").exists()
+    actions = {a.path: a.action for a in generate(config, prune=True).actions}
     assert actions["environments/dev/kustomization.yaml"] == "delete"
     assert not (project / "environments/dev/kustomization.yaml").exists()
     assert not (project / "environments/dev/generated").exists()

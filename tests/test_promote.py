@@ -82,7 +82,7 @@ def test_alias_promotion_commits_pushes_and_records_trailers(repo, registry):
 
 def test_version_ref_needs_env_and_models_uri_form_works(repo, registry):
     res = repo.promote(f"{WINE}/{registry.v1}")
-    assert res.returncode == 1
+    assert res.returncode == 2  # a usage error
     assert "needs --env" in res.stderr and "@candidate -> dev" in res.stderr and "@champion -> prod" in res.stderr
 
     _ok(repo.promote(f"{WINE}/{registry.v1}", "--env", "staging"))

@@ -68,7 +68,7 @@ def test_unknown_alias_and_unknown_version(repo, registry):
 
 
 def test_bad_syntax_unknown_env_and_usage_errors(repo, registry):
-    res = _fails(repo, "wine-classifier")
+    res = _fails(repo, "wine-classifier", code=2)
     assert "cannot parse model reference 'wine-classifier'" in res.stderr and "MODEL@ALIAS" in res.stderr
     res = _fails(repo, f"{WINE}/{registry.v1}", "--env", "qa")
     assert "environment 'qa' is not defined" in res.stderr and "dev, staging, prod" in res.stderr

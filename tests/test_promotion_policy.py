@@ -92,6 +92,16 @@ def test_14_a_model_missing_from_the_registry_fails_only_its_own_pairs(tmp_path,
     assert ghost and all(i["action"] == "failed" and "not found" in i["detail"] for i in ghost)
     assert [i["action"] for i in items if i["model"] == WINE and i["env"] == "dev"] == ["promoted"]
     assert deployed(repo.remote, WINE, "dev") == (registry.v1, None)
+    # The receiver's drift check (a real shallow clone, the real registry) isolates it the same way.
+    from prometheus_client import CollectorRegistry
+
+    from gitops_tool.webhook.drift import DriftMonitor, clone_check
+
+    metrics = CollectorRegistry()
+    monitor = DriftMonitor(metrics, clone_check(str(repo.remote), "main", registry.url), interval=60)
+    assert monitor.run_once()
+    assert metrics.get_sample_value("gitops_drift", {"model": WINE, "env": "dev", "alias": "candidate"}) == 0
+    assert metrics.get_sample_value("gitops_drift_check_errors_total") == 3  # never-registered x 3 envs
 
 
 def test_15_reconcile_runs_in_stage_order_and_its_dry_run_runs_the_gates(tmp_path, registry):
@@ -155,12 +165,14 @@ def test_17_hand_edited_tag_is_drift_and_reconcile_restores_it(repo, registry):
 def test_19_history_into_a_closed_pipe_is_quiet(repo, registry):
     for version in (registry.v1, registry.v2):
         _ok(repo.promote(f"{WINE}/{version}", "--env", "dev"))
-    cmd = f"'{sys.executable}' -m gitops_tool.cli.main history {WINE} | head -1"
-    res = subprocess.run(["bash", "-c", f"{cmd}; echo \"rc=${{PIPESTATUS[0]}}\""], cwd=repo.root,
-                         env=repo.env(), capture_output=True, text=True, timeout=60)
-    assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr
-    lines = res.stdout.splitlines()
-    assert len(lines) == 2 and lines[1] in ("rc=0", "rc=141"), res.stdout  # never 3 (a bug)
+    history = f"'{sys.executable}' -m gitops_tool.cli.main history {WINE}"
+    # `true` exits before the CLI has started, so its first write meets a closed pipe every time.
+    for reader, shown in (("head -1", 1), ("true", 0)):
+        res = subprocess.run(["bash", "-c", f"{history} | {reader}; echo \"rc=${{PIPESTATUS[0]}}\""],
+                             cwd=repo.root, env=repo.env(), capture_output=True, text=True, timeout=60)
+        assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr
+        lines = res.stdout.splitlines()
+        assert len(lines) == shown + 1 and lines[-1] in ("rc=0", "rc=141"), res.stdout  # never 3 (a bug)
 
 
 def test_20_usage_errors_exit_2(repo, registry):
@@ -207,3 +219,77 @@ def test_config_check_function_is_callable_on_its_own():
 
     with pytest.raises(GitopsError, match="both map to environment 'dev'"):
         check_model("m", {"aliases": {"a": "dev", "b": "dev"}}, ["dev"], lambda parts: ".".join(map(str, parts)))
+
+
+# -- 16: dropping a served model or an environment -----------------------------------------------------------
+
+
+def test_16_generate_refuses_to_drop_a_served_model_until_retired(tmp_path, registry):
+    model = "retiree"
+    old, _ = registry.add_model(model)
+    repo = make_repo(tmp_path, registry.url, edit_config=lambda t: add_model_to_config(t, model))
+    _ok(repo.promote(f"{model}/{old}", "--env", "dev"))
+    repo.git("pull", "-q", "--ff-only")
+    cfg = repo.root / "gitops.yaml"
+    with_model = cfg.read_text()
+    cfg.write_text(with_model[:with_model.index(f"  {model}:\n")])
+    res = repo.cli("generate")
+    assert res.returncode == 1 and f"refusing to drop model {model} (still served in dev)" in res.stderr
+    assert f"gitops-tool retire {model} --env dev" in res.stderr and "--prune" in res.stderr
+    assert repo.porcelain().strip() == "M gitops.yaml"  # nothing else written
+    cfg.write_text(with_model)
+    dry = _ok(repo.cli("retire", model, "--env", "dev", "--dry-run"))
+    assert "dry run" in dry.stdout and deployed(repo.remote, model, "dev") == (old, None)
+    res = _ok(repo.cli("retire", model, "--env", "dev"))
+    assert "pushed" in res.stdout and deployed(repo.remote, model, "dev") == (None, None)
+    assert trailers_of(repo.remote, "refs/heads/main")["Trigger"] == "retire"
+    cfg.write_text(with_model[:with_model.index(f"  {model}:\n")])
+    _ok(repo.cli("generate"))
+    assert not (repo.root / "base" / "serving" / model).exists()
+    _ok(repo.cli("render", "dev"))
+
+
+def test_16_generate_refuses_to_drop_an_environment_without_prune(project):
+    import yaml
+
+    cfg = project / "gitops.yaml"
+    doc = yaml.safe_load(cfg.read_text())
+    del doc["environments"]["prod"]
+    for model in doc["models"].values():
+        model["aliases"] = {a: e for a, e in model["aliases"].items() if e != "prod"}
+        model.get("gates", {}).pop("require_previous_stage", None)
+    cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+    apps = (project / "argocd" / "applications.yaml").read_text()
+    res = run_cli("generate", cwd=project)
+    assert res.returncode == 1 and "refusing to drop environment prod" in res.stderr, res.stderr
+    assert (project / "argocd" / "applications.yaml").read_text() == apps and "mlflow-prod" in apps
+    _ok(run_cli("generate", "--prune", cwd=project))
+    assert "mlflow-prod" not in (project / "argocd" / "applications.yaml").read_text()
+
+
+# -- 22: a new alias mapping without a restart ----------------------------------------------------------------
+
+
+def test_22_receiver_follows_a_changed_alias_map_without_restart(project):
+    """Real receiver (uvicorn on loopback) routing signed deliveries; the handler records the job."""
+    import os
+
+    from gitops_tool.config import load_config
+    from gitops_tool.webhook.app import create_app
+    from gitops_tool.webhook.server import running
+    from tests.test_webhook_receiver import Recorder, alias_body, post, settings
+
+    cfg = project / "gitops.yaml"
+    rec = Recorder()
+    app = create_app(settings(config_path=cfg), rec, load_config(cfg))
+    with running(app) as url:
+        first = post(url, alias_body("shadow", "3"))
+        assert first.status_code == 200 and first.json()["status"] == "ignored"
+        cfg.write_text(cfg.read_text().replace("      candidate: dev\n", "      shadow: dev\n"))
+        os.utime(cfg, ns=(1, 1))  # a new mtime even within the filesystem's timestamp granularity
+        second = post(url, alias_body("shadow", "3"))
+        assert second.status_code == 202 and second.json()["environment"] == "dev", second.text
+        cfg.write_text("not: [valid")  # a broken edit keeps the last good map
+        third = post(url, alias_body("shadow", "4"))
+        assert third.status_code == 202, third.text
+        rec.wait_for(2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -20,6 +21,13 @@ from tests.race_kit import commits_since, deployed, slow_step_env, ticket_hook
 from tests.test_faults import _killpg, _linear, _slow_hook, _spawn, _wait_for
 
 pytestmark = pytest.mark.slow
+FIGURES: dict[str, dict] = {}  # docs/reliability.md quotes them (printed at the end, -s to see)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _figures():
+    yield
+    print("\nissue-12 fault figures:\n" + json.dumps(FIGURES, indent=2, sort_keys=True))
 
 
 def _ok(res: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -44,8 +52,13 @@ def _dev_at(repo, *versions: str) -> None:
 def test_1_second_rollback_goes_further_back_never_forward(repo, v):
     a, b, c = v
     _dev_at(repo, a, b, c)
+    head = repo.remote_head()
+    dry = _ok(repo.cli("rollback", WINE, "--env", "dev", "--dry-run"))
+    assert "dry run" in dry.stdout and f"{c} -> {b}" in dry.stdout and repo.remote_head() == head
     _ok(repo.cli("rollback", WINE, "--env", "dev"))
     assert deployed(repo.remote, WINE, "dev") == (b, f"rollback from {c} to {b}")
+    dry = _ok(repo.cli("release", WINE, "--env", "dev", "--dry-run"))
+    assert "dry run" in dry.stdout and deployed(repo.remote, WINE, "dev")[1] is not None
     _ok(repo.cli("release", WINE, "--env", "dev"))
     _ok(repo.cli("rollback", WINE, "--env", "dev"))
     assert deployed(repo.remote, WINE, "dev") == (a, f"rollback from {b} to {a}")
@@ -70,12 +83,15 @@ def test_2_rollback_killed_during_push_then_rerun_converges(repo, v, tmp_path):
     _killpg(proc)
     assert proc.returncode == -signal.SIGKILL and repo.remote_head() == start
     hook.unlink()
+    t0 = time.monotonic()
     _ok(repo.cli("rollback", WINE, "--env", "dev"))
+    rerun_s = time.monotonic() - t0
     _ok(repo.cli("rollback", WINE, "--env", "dev"))  # a second rerun moves nothing either
     landed = commits_since(repo.remote, start)
     assert [(t["Previous-Version"], t["Model-Version"]) for t in landed] == [(c, b)]
     assert deployed(repo.remote, WINE, "dev") == (b, f"rollback from {c} to {b}")
     _linear(repo.remote)
+    FIGURES["rollback_killed_in_push"] = {"rerun_s": round(rerun_s, 2), "rollback_commits": len(landed)}
 
 
 # -- 3: a hold placed while an automatic promotion is in flight ---------------------------------------
@@ -96,6 +112,7 @@ def test_3_hold_placed_during_automatic_promotion_wins(repo, registry, v, tmp_pa
     out, err = auto.communicate(timeout=120)
     assert auto.returncode == 0, out + err
     assert f"held: rollback from {b} to {a}" in out
+    FIGURES["hold_during_automatic"] = {"outcome": "re-decided on the new tip: held", "commits_by_it": 0}
     assert deployed(repo.remote, WINE, "dev") == (a, f"rollback from {b} to {a}")
     rec = stale.cli("reconcile", "-o", "json")
     items = json.loads(rec.stdout)["items"]
@@ -140,7 +157,9 @@ def test_6_kill_between_edit_and_commit_then_rerun_promotes(repo, registry, v, t
     status = json.loads(repo.cli("status", "-o", "json").stdout)
     dev = next(r for r in status["rows"] if r["env"] == "dev")
     assert dev["git_version"] is None and dev["drift"] == ["candidate"]
+    t0 = time.monotonic()
     rerun = _ok(repo.promote(f"{WINE}@candidate"))
+    FIGURES[f"kill_at_{step}"] = {"rerun_s": round(time.monotonic() - t0, 2), "user_tree_dirty": False}
     assert f"{WINE} none -> {a} in dev: pushed" in rerun.stdout
     assert deployed(repo.remote, WINE, "dev") == (a, None)
 
@@ -232,6 +251,8 @@ def test_9_newer_registry_state_wins_over_an_older_event(repo, registry, v, tmp_
     assert first.returncode == 0 and second.returncode == 0, out_a + err_a + out_b + err_b
     assert deployed(repo.remote, WINE, "dev") == (c, None)
     assert trailers_of(repo.remote, "refs/heads/main")["Previous-Version"] == b
+    attempts = out_b.split(" after ")[1].split()[0]
+    FIGURES["two_automatic_writers"] = {"git_equals_registry": True, "newer_push_attempts": int(attempts)}
     _linear(repo.remote)
 
 
@@ -273,3 +294,65 @@ def test_11_previous_stage_gate_works_in_shallow_clones_and_after_squash(repo, r
     _ok(repo.promote(f"{WINE}/{a}", "--env", "prod", "--force", "--repo-url", url))
     res = repo.promote(f"{WINE}/{b}", "--env", "prod", "--repo-url", url)
     assert res.returncode == 1 and "has not run in staging" in res.stderr
+
+
+# -- 9 again, through two real receivers (replicas: 2) -------------------------------------------------------
+
+
+def test_9_two_receivers_end_with_git_equal_to_the_registry(repo, registry, v, tmp_path):
+    """Two `webhook serve --mode promote` processes; each gets one signed delivery, as MLflow sends them
+    through a load balancer (the deliveries are posted by the test: one MLflow webhook has one URL).
+    Both pushes are held by the hook, the older event's lands first, the newer one is refused by the
+    remote and re-decides: Git ends at the registry's final version, history linear."""
+    import os
+
+    import requests
+
+    from gitops_tool.mlflow_local import free_port
+    from gitops_tool.webhook.signature import delivery_headers
+    from tests.test_webhook_receiver import alias_body
+
+    a, b, c = v
+    _dev_at(repo, a)
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t-" + os.urandom(8).hex() + "\n")
+    env = repo.env()
+    procs, urls = [], []
+    for i in range(2):
+        port = free_port()
+        procs.append(_spawn(["webhook", "serve", "--host", "127.0.0.1", "--port", str(port), "--mode", "promote",
+                             "--repo-url", str(repo.remote), "--secret-file", str(secret), "--config",
+                             str(repo.root / "gitops.yaml"), "--tracking-uri", registry.url,
+                             "--drift-interval", "0", "--workers", "1"], tmp_path, env))
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        def ready(url: str) -> bool:
+            try:
+                return requests.get(url + "/readyz", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        for url in urls:
+            _wait_for(lambda: ready(url), 60, f"{url}/readyz")
+        tickets = tmp_path / "tickets"
+        ticket_hook(repo.remote, tickets, gates=2)
+        start = repo.remote_head()
+        key = secret.read_text().strip()
+        for i, (url, version) in enumerate(zip(urls, (b, c)), start=1):
+            registry.set_alias("candidate", version)
+            body = alias_body("candidate", version, name=WINE)
+            resp = requests.post(url + "/webhooks/mlflow", data=body, headers=delivery_headers(key, body), timeout=10)
+            assert resp.status_code == 202, resp.text
+            _wait_for((tickets / f"inflight-{i}").exists, 60, f"receiver {i}'s push")
+        (tickets / "gate-1").unlink()
+        _wait_for(lambda: repo.remote_head() != start, 60, "the older event's commit")
+        (tickets / "gate-2").unlink()
+        _wait_for(lambda: deployed(repo.remote, WINE, "dev")[0] == c, 60, "the newer state in Git")
+    finally:
+        for proc in procs:
+            _killpg(proc, signal.SIGTERM)
+    landed = commits_since(repo.remote, start)
+    assert [(t["Previous-Version"], t["Model-Version"]) for t in landed] == [(a, b), (b, c)]
+    assert deployed(repo.remote, WINE, "dev") == (c, None)
+    _linear(repo.remote)
+    FIGURES["two_receivers"] = {"git_equals_registry": True, "commits": len(landed)}

@@ -29,10 +29,11 @@ def init(directory: str, repo_url: str | None, *, registry: str | None = None, d
     return 0
 
 
-def generate(config_path: str | None, *, check: bool, dry_run: bool, output: str = "text") -> int:
+def generate(config_path: str | None, *, check: bool, dry_run: bool, prune: bool = False,
+             output: str = "text") -> int:
     from gitops_tool.project import generate as run
 
-    result = run(_config_path(config_path), write=not (check or dry_run))
+    result = run(_config_path(config_path), write=not (check or dry_run), prune=prune)
     drift = check and bool(result.changed)
     if output == "json":
         out_json({"ok": not drift, "written": not (check or dry_run), "changed": [a.path for a in result.changed],

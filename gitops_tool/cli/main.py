@@ -91,10 +91,13 @@ def init(directory: str, repo_url: str | None, registry: str | None, domain: str
 @config_option
 @click.option("--check", is_flag=True, help="Write nothing; print a diff and exit 1 on drift.")
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing; exit 0.")
+@click.option("--prune", is_flag=True, help="Allow dropping a model still served in an environment, a whole "
+                                             "environment or a platform instance (its Argo CD Application and "
+                                             "workloads go with it).")
 @output_option
-def generate(config_path: str | None, check: bool, dry_run: bool, output: str) -> None:
-    """(Re)write base/, environments/<env>/ and argocd/ from gitops.yaml."""
-    _run(commands.generate(config_path, check=check, dry_run=dry_run, output=output))
+def generate(config_path: str | None, check: bool, dry_run: bool, prune: bool, output: str) -> None:
+    """(Re)write base/, environments/ and argocd/ from gitops.yaml."""
+    _run(commands.generate(config_path, check=check, dry_run=dry_run, prune=prune, output=output))
 
 
 @cli.command()
@@ -193,6 +196,20 @@ def release(model: str, env: str, no_push: bool, dry_run: bool, config_path: str
     _exclusive(no_push=no_push, dry_run=dry_run)
     _run(promotion_commands.release(model, env, config=config_path, push=not no_push, output=output,
                                     dry_run=dry_run))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--env", required=True, help="Environment to stop serving MODEL in.")
+@click.option("--no-push", is_flag=True, help=NO_PUSH_HELP)
+@click.option("--dry-run", is_flag=True, help="Edit and validate on the remote's tip; commit nothing.")
+@config_option
+@output_option
+def retire(model: str, env: str, no_push: bool, dry_run: bool, config_path: str | None, output: str) -> None:
+    """Stop serving MODEL in ENV with a commit (before removing it from gitops.yaml)."""
+    _exclusive(no_push=no_push, dry_run=dry_run)
+    _run(promotion_commands.retire(model, env, config=config_path, push=not no_push, output=output,
+                                   dry_run=dry_run))
 
 
 @cli.command()

@@ -35,6 +35,12 @@ def release(model: str, env: str, *, config: str | None, push: bool, output: str
     return _report(run(model, env, config_path=Path(config) if config else None, push=push, dry_run=dry_run), output)
 
 
+def retire(model: str, env: str, *, config: str | None, push: bool, output: str, dry_run: bool = False) -> int:
+    from gitops_tool.promotion.retire import retire as run
+
+    return _report(run(model, env, config_path=Path(config) if config else None, push=push, dry_run=dry_run), output)
+
+
 def _report(result: PromotionResult, output: str) -> int:
     _step_summary(result)
     if output == "json":

@@ -96,6 +96,39 @@ def _guards_user_files(path: Path, root: Path, planned: set[str]) -> bool:
                for p in path.parent.iterdir() if p != path)
 
 
+def guard_drops(root: Path, actions: list[FileAction], prune: bool) -> list[FileAction]:
+    """Refuse to drop a model a release still serves, or a whole environment, unless ``prune``.
+
+    Dropping base/serving/<model> under a release that references it breaks render, promote and the
+    Argo CD sync; dropping an environment removes its Application, whose prune + finalizer would
+    delete the workloads. With ``prune`` the releases that served the model are emptied too (the
+    returned extra actions), so every remaining environment still renders."""
+    from gitops_tool.kustomize.retire import plan_retire, references
+
+    deleted = [a.path.split("/") for a in actions if a.action == "delete"]
+    models = {p[2] for p in deleted if len(p) == 4 and p[:2] == ["base", "serving"] and p[3] == "kustomization.yaml"}
+    envs = {p[1] for p in deleted if len(p) == 3 and p[0] == "environments" and p[2] == "kustomization.yaml"}
+    # A dropped platform instance goes the same way: its Application would prune MLflow and PostgreSQL.
+    envs |= {f"platform/{p[2]}" for p in deleted
+             if len(p) == 4 and p[:2] == ["environments", "platform"] and p[3] == "kustomization.yaml"}
+    env_dirs = [d for d in sorted((root / "environments").glob("*"))
+                if d.is_dir() and d.name not in envs and d.name != "platform"]
+    served = {(m, d.name): d for m in sorted(models) for d in env_dirs if references(d, m)}
+    if not prune and (served or envs):
+        what = [f"model {m} (still served in {e})" for m, e in served] + [f"environment {e}" for e in sorted(envs)]
+        hint = "; ".join(f"gitops-tool retire {m} --env {e}" for m, e in served) or ""
+        raise GitopsError(
+            "refusing to drop " + ", ".join(what) + " from the tree; nothing written",
+            hint=(f"retire first ({hint}), or " if hint else "") + "pass --prune to drop it anyway "
+                 "(an environment's Argo CD Application prunes its workloads when it goes)")
+    extra = []
+    for (model, _), env_dir in served.items():
+        for path, text in plan_retire(env_dir, model).items():
+            rel, old = path.relative_to(root).as_posix(), _read(path)
+            extra.append(FileAction(rel, "delete" if text is None else "update", old, text))
+    return extra
+
+
 def apply_actions(root: Path, actions: list[FileAction]) -> None:
     for act in actions:
         target = root / act.path

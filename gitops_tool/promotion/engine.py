@@ -15,6 +15,7 @@ from gitops_tool.errors import GitopsError
 from gitops_tool.gitrepo import CommitPlan, GitRepo, commit_and_push
 from gitops_tool.kustomize.release import ReleaseEdit, ReleaseState, read_release
 from gitops_tool.promotion import commits
+from gitops_tool.promotion.change import PUSH_ATTEMPTS
 from gitops_tool.promotion.gates import run_gates
 from gitops_tool.promotion.model import PromotionRequest, PromotionResult
 from gitops_tool.promotion.overlay_edit import apply_edit, schema_dir_from_env, validate_env
@@ -24,9 +25,6 @@ from gitops_tool.promotion.workspace import Workspace, open_workspace
 from gitops_tool.registry import RegistryClient, resolve_tracking_uri
 
 AUTOMATIC = ("webhook", "reconcile", "workflow")
-# Each rejected push re-runs the decision and the edit on the new tip. The gitrepo default (6)
-# runs out with 8 simultaneous writers to one branch (tests/test_promote_concurrency.py).
-PUSH_ATTEMPTS = 20
 
 
 def promote(req: PromotionRequest, *, branch: str | None = None, schema_dir: Path | None = None) -> PromotionResult:

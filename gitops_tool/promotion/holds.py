@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Callable
 
 from gitops_tool.errors import GitopsError
-from gitops_tool.gitrepo import CommitPlan, GitRepo, commit_and_push
+from gitops_tool.gitrepo import CommitPlan, GitRepo
 from gitops_tool.kustomize.release import Deployed, ReleaseEdit, ReleaseState, parse_image, read_release
 from gitops_tool.promotion import commits
-from gitops_tool.promotion.engine import PUSH_ATTEMPTS
+from gitops_tool.promotion.change import land
 from gitops_tool.promotion.model import PromotionResult
 from gitops_tool.promotion.overlay_edit import apply_edit, schema_dir_from_env, validate_env
 from gitops_tool.promotion.steps import Steps
@@ -154,21 +154,4 @@ def _run(ws: Workspace, env: str, model: str, decide: Callable[[], Change], push
             raise
         return CommitPlan(paths, now.subject, "", now.trailers or {})
 
-    if dry_run:
-        with steps.run("edit+validate (dry run)"):
-            try:
-                apply(ws.repo)
-            finally:
-                ws.repo.restore([ws.cfg.env_dir(env) / "release"])
-        result.skipped = result.skipped or "dry run"
-        return result
-    with steps.run("commit+push"):
-        pushed = commit_and_push(ws.repo, remote=ws.remote, branch=ws.branch, apply=apply, push=push,
-                                 attempts=PUSH_ATTEMPTS)
-    result.commit, result.pushed = pushed.commit, pushed.pushed
-    result.skipped = result.skipped or pushed.skipped
-    if result.commit and not result.pushed:
-        result.kept_on = ws.keep_unpushed(env, model, result.commit)
-    elif result.pushed:
-        result.checkout = ws.sync_user()
-    return result
+    return land(ws, env, apply, result, steps, push=push, dry_run=dry_run)

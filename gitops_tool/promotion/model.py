@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-TRIGGERS = ("manual", "webhook", "reconcile", "workflow", "rollback", "release")
+TRIGGERS = ("manual", "webhook", "reconcile", "workflow", "rollback", "release", "retire")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import re
 from typing import Any, Awaitable, Callable
 
 from gitops_tool.config.model import Config
-from gitops_tool.webhook.events import AliasMap, Malformed, parse
+from gitops_tool.webhook.events import LiveAliasMap, Malformed, parse
 from gitops_tool.webhook.jobs import EnvScheduler, Handler, Job
 from gitops_tool.webhook.logs import event
 from gitops_tool.webhook.metrics import Metrics
@@ -47,7 +47,7 @@ class WebhookApp:
 
     def __init__(self, settings: ReceiverSettings, handler: Handler, config: Config):
         self.settings = settings
-        self.routes = AliasMap(config)
+        self.routes = LiveAliasMap(settings.config_path, config)
         self.scheduler = EnvScheduler(settings.queue_size)
         self.metrics = Metrics(self.scheduler.depth)
         self.pool = WorkerPool(handler, self.scheduler, self.metrics, workers=settings.workers,

@@ -44,14 +44,15 @@ class DriftMonitor:
             return False
         current = set()
         for row in rows:
-            if row.error:
+            error = getattr(row, "error", None)
+            if error:
                 self.errors.inc()
-                event(logging.WARNING, f"drift check for {row.model} in {row.env} failed: {row.error}",
+                event(logging.WARNING, f"drift check for {row.model} in {row.env} failed: {error}",
                       outcome="drift_error")
             for alias in row.aliases:
                 key = (row.model, row.env, alias)
                 current.add(key)
-                if not row.error:  # unknown: keep the last value rather than claim agreement
+                if not error:  # unknown: keep the last value rather than claim agreement
                     self.drift.labels(*key).set(1 if alias in row.drift else 0)
         for key in self._seen - current:  # an alias unmapped from gitops.yaml: drop its series
             self.drift.remove(*key)
@@ -93,7 +94,7 @@ def clone_check(repo_url: str, branch: str | None, tracking_uri: str | None) -> 
             uri = resolve_tracking_uri(tracking_uri, ws.cfg.mlflow.get("tracking_uri"))
             with RegistryClient(uri, retries=1, timeout=10) as client:
                 rows, _ = collect(ws.cfg, client)
-        if rows and all(r.error for r in rows):
+        if rows and all(getattr(r, "error", None) for r in rows):
             raise GitopsError(f"registry: {rows[0].error}")
         return rows  # a model the registry cannot answer for has `error` on its rows; the rest count
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from gitops_tool.config.model import Config
@@ -72,3 +73,42 @@ class AliasMap:
         if env is None:
             return None, f"alias {alias!r} of {name!r} maps to no environment in gitops.yaml"
         return env, f"{name}@{alias} -> {env}"
+
+
+class LiveAliasMap:
+    """An AliasMap that follows gitops.yaml on disk: a changed file (a ConfigMap update, an edit) is
+    read again before the next delivery is routed, so a new alias mapping needs no restart. A file
+    that does not load keeps the last good map (and says so in the log)."""
+
+    def __init__(self, path: Path, config: Config):
+        self.path, self._map = path, AliasMap(config)
+        self._seen = self._stamp()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def route(self, ev: AliasEvent) -> tuple[str | None, str]:
+        stamp = self._stamp()
+        if stamp is not None and stamp != self._seen:
+            self._seen = stamp
+            self._reload()
+        return self._map.route(ev)
+
+    def _reload(self) -> None:
+        import logging
+
+        from gitops_tool.config import load_config
+        from gitops_tool.errors import GitopsError
+        from gitops_tool.webhook.logs import event
+
+        try:
+            self._map = AliasMap(load_config(self.path))
+        except GitopsError as exc:
+            event(logging.WARNING, f"{self.path} changed but does not load; keeping the previous alias map: "
+                  f"{str(exc).splitlines()[0]}", outcome="config_error")
+            return
+        event(logging.INFO, f"{self.path} changed: alias map reloaded", outcome="config_reloaded")
