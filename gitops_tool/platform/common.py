@@ -20,8 +20,8 @@ SECRETS: dict[str, dict[str, Any]] = {
                               "used_by": "KServe storage-initializer (storage-mode models only)"},
 }
 
-# Sync waves: data stores first, then the bucket Job, then MLflow, then what depends on it.
-WAVE = {"data": "0", "bucket": "1", "mlflow": "2", "edge": "3", "serving": "4"}
+# Sync waves: data stores first, then the bucket and migration Jobs, then MLflow, then what depends on it.
+WAVE = {"data": "0", "bucket": "1", "migrate": "1", "mlflow": "2", "edge": "3", "serving": "4"}
 
 # Fixed high UIDs (>= 10000) so no container shares a UID with a host account.
 UID = {"postgres": 10432, "minio": 10900, "mlflow": 10001, "job": 10002, "serving": 10003}
