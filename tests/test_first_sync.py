@@ -13,40 +13,13 @@ import yaml
 
 from gitops_tool.errors import GitopsError
 from gitops_tool.project import init_project
-from tests.conftest import find, render_docs, write_release
-
-STORAGE_MODEL = """
-  wine-storage:
-    mode: storage
-    aliases: {candidate: dev}
-"""
-
-
-def _edit(root: Path, old: str, new: str) -> None:
-    config = root / "gitops.yaml"
-    text = config.read_text()
-    assert old in text, old
-    config.write_text(text.replace(old, new))
-
-
-def _generate(root: Path) -> None:
-    from gitops_tool.project import generate
-
-    generate(root / "gitops.yaml")
-
+from tests.conftest import find, render_docs
+from tests.platform_fixtures import edit_config as _edit, generate as _generate, storage_project
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """The starter, plus a storage-mode model promoted to dev, whose Secrets are local (dev only)."""
-    root = tmp_path_factory.mktemp("first-sync") / "platform"
-    init_project(root)
-    _edit(root, "\nmodels:\n", "\nmodels:" + STORAGE_MODEL)
-    _edit(root, "secrets: {method: external, store: platform-secrets, remote_prefix: models/dev}",
-          "secrets: {method: local}")
-    _generate(root)
-    write_release(root, "dev", "3", storage_uri="s3://mlflow-artifacts/1/models/m-abc/artifacts",
-                  model="wine-storage")
-    return root
+    return storage_project(tmp_path_factory.mktemp("first-sync") / "platform")
 
 
 @pytest.fixture(scope="module")
