@@ -71,7 +71,7 @@ def measure(workers: int, job_execution: bool, mlflow: str) -> dict:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         try:
-            deadline = time.time() + 120
+            deadline = time.time() + 300
             while True:
                 try:
                     get(f"http://127.0.0.1:{port}/health")
@@ -93,13 +93,15 @@ def measure(workers: int, job_execution: bool, mlflow: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--out")
     args = parser.parse_args()
     mlflow = str(Path(sys.executable).with_name("mlflow"))
-    rows = [measure(w, jobs, mlflow) for jobs in (False, True) for w in args.workers]
-    for row in rows:
-        print(json.dumps(row))
+    rows = []
+    for jobs in (False, True):
+        for workers in args.workers:
+            rows.append(measure(workers, jobs, mlflow))
+            print(json.dumps(rows[-1]), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
 
