@@ -12,10 +12,12 @@ from __future__ import annotations
 from gitops_tool.errors import GitopsError
 
 MIB = 1024 * 1024
-# Measured RSS in MiB (MLflow 3.17.2, Python 3.11): the parent and a job runner, and each worker.
+# Fitted to bench/mlflow_rss.py (MLflow 3.17.2, Python 3.11, December 2026): off, 1 worker 506 MiB and
+# 2 workers 797 MiB; on, 1 worker 1671 MiB and 2 workers 2193 MiB (13 processes). Each worker adds
+# ~291 MiB; the CLI parent, uvicorn's supervisor and (when on) the job runner and its consumers are the base.
 MEASURED_MIB = {
-    False: {"base": 260, "per_worker": 250},   # job execution off
-    True: {"base": 1400, "per_worker": 250},   # job execution on: job runner + 7 huey consumers
+    False: {"base": 215, "per_worker": 291},   # job execution off
+    True: {"base": 1611, "per_worker": 291},   # job execution on: job runner + 7 huey consumers
 }
 HEADROOM = 1.25  # request spikes (artifact proxying, search) on top of the idle figure
 _UNITS = {"Ki": 1024, "Mi": MIB, "Gi": 1024 * MIB, "Ti": 1024 * 1024 * MIB,

@@ -9,7 +9,7 @@ from typing import Any
 SECRETS: dict[str, dict[str, Any]] = {
     "postgres-credentials": {"keys": ["POSTGRES_USER", "POSTGRES_PASSWORD"], "used_by": "PostgreSQL"},
     "minio-credentials": {"keys": ["MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"], "used_by": "MinIO, MLflow, bucket Job"},
-    "mlflow-backend": {"keys": ["backend-store-uri"], "used_by": "MLflow (postgresql://USER:PASSWORD@postgres:5432/DB)"},
+    "mlflow-backend": {"keys": ["backend-store-uri"], "used_by": "MLflow (postgresql+psycopg2://USER:PASSWORD@postgres:5432/DB)"},
     "mlflow-keys": {"keys": ["flask-secret-key", "webhook-encryption-key"],
                     "used_by": "MLflow (Flask session key; Fernet key for stored webhook secrets)"},
     "mlflow-basic-auth": {"keys": ["auth"], "used_by": "nginx Ingress (htpasswd file)"},
