@@ -7,7 +7,9 @@ import sys
 import click
 
 from gitops_tool import __version__
-from gitops_tool.cli import cluster_commands, commands, promotion_commands, secrets_commands, webhook_commands
+from gitops_tool.cli import (
+    cluster_commands, commands, doctor_commands, promotion_commands, secrets_commands, webhook_commands,
+)
 from gitops_tool.errors import GitopsError
 
 EXIT_ERROR = 1  # expected failure (GitopsError)
@@ -336,6 +338,22 @@ def schemas_pull(context: str | None, kubeconfig: str | None, out_dir: str, grou
         out(f"   write  {path}")
     out(f"{len(written)} schema(s) in {out_dir}; use: gitops-tool validate --schema-dir {out_dir}")
     _run(0)
+
+
+@cli.command()
+@click.option("--cluster", is_flag=True, help="Check them through the kubernetes client (kubeconfig or in-cluster).")
+@click.option("--for", "target", default="in-cluster", show_default=True,
+              help="Which cluster of gitops.yaml (argocd.clusters) the context points at.")
+@context_option
+@kubeconfig_option
+@config_option
+@output_option
+def doctor(cluster: bool, target: str, context: str | None, kubeconfig: str | None, config_path: str | None,
+           output: str) -> None:
+    """What the clusters must provide (Argo CD, ingress-nginx, ESO or sealed-secrets, the Prometheus
+    Operator, KServe and its mode, cert-manager, their CRDs); --cluster checks one of them."""
+    _run(doctor_commands.doctor(config=config_path, cluster=cluster, target=target, context=context,
+                                kubeconfig=kubeconfig, output=output))
 
 
 def main() -> None:
