@@ -266,3 +266,27 @@ def test_memory_stays_under_the_generated_limits(platform):
     print("\nbring-up timings (s):", json.dumps(platform.timings))
     print("memory (MiB):", json.dumps({k: {n: v // 2**20 for n, v in m.items() if n != "oom_kill"}
                                          for k, m in report.items()}))
+
+
+def test_mlflow_317s_default_job_execution_is_oom_killed_at_1gib(platform):
+    """Why job execution is off: the same container with MLflow 3.17's default (on) in a 1 GiB cgroup.
+
+    sqlite on the pod's /tmp instead of PostgreSQL (the OOM comes from the process count), in the
+    serving network namespace so its port does not clash with the running MLflow.
+    """
+    if not platform.cgroups:
+        pytest.skip("no writable cgroup v1 memory controller here: cannot enforce a memory limit")
+    base = platform.running["mlflow"].container
+    spec = {**base.spec, "resources": {"limits": {"memory": "1Gi"}}}
+    c = pods.Container("mlflow-jobs-on", spec, base.pod_spec, {"tmp": pods.Volume(platform.dir_for("jobs-on-tmp", 10001))})
+    c.env_override = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true", "MLFLOW_BACKEND_STORE_URI": "sqlite:////tmp/mlflow.db"}
+    running = pods.start(platform.box, c, platform.serving_net, platform.secrets)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and running.memory()["oom_kill"] == 0:
+            time.sleep(2)
+        memory = running.memory()
+    finally:
+        running.stop()
+    print(f"\njob execution on at 1 GiB: {memory['oom_kill']} OOM kill(s), peak {memory['max_usage'] // 2**20} MiB")
+    assert memory["oom_kill"] > 0
