@@ -30,7 +30,9 @@ from pathlib import Path
 
 import yaml
 
-from tests.platform.pods import Container, Netns, Running, Sandbox, Volume, run_to_completion, start, wait_probe
+from tests.platform.ingress import nginx_conf
+from tests.platform.netns import Netns
+from tests.platform.pods import Container, Running, Sandbox, Volume, run_to_completion, start, wait_probe
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -227,50 +229,22 @@ class Platform:
         return self.net.call(keys)
 
     def start_nginx(self, ingress: dict) -> None:
+        """nginx in place of ingress-nginx, configured from the rendered Ingress (tests/platform/ingress.py)."""
         from gitops_tool.secrets.htpasswd import entry
 
-        notes = ingress["metadata"]["annotations"]
-        rule = ingress["spec"]["rules"][0]
-        backend = rule["http"]["paths"][0]["backend"]["service"]
         conf_dir = self.root / "nginx"
         (conf_dir / "tmp").mkdir(parents=True)
-        htpasswd = conf_dir / "htpasswd"
-        htpasswd.write_text(entry(USER, PASSWORD) + "\n")  # what `gitops-tool secrets htpasswd` makes
-        cert, key = conf_dir / "tls.crt", conf_dir / "tls.key"
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                        f"/CN={rule['host']}", "-addext", f"subjectAltName=DNS:{rule['host']}",
-                        "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-        auth = ""
-        if notes.get("nginx.ingress.kubernetes.io/auth-type") == "basic":
-            auth = f'auth_basic "{notes["nginx.ingress.kubernetes.io/auth-realm"]}";\n auth_basic_user_file {htpasswd};'
-        tmp = conf_dir / "tmp"
-        (conf_dir / "nginx.conf").write_text(f"""
-pid {conf_dir}/nginx.pid;
-error_log {conf_dir}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fcgi;
-  uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
-  server {{ listen 80; server_name {rule['host']}; return 308 https://$host$request_uri; }}
-  server {{
-    listen 443 ssl; server_name {rule['host']};
-    ssl_certificate {cert}; ssl_certificate_key {key};
-    client_max_body_size {notes['nginx.ingress.kubernetes.io/proxy-body-size']};
-    location / {{
-      {auth}
-      proxy_read_timeout {notes['nginx.ingress.kubernetes.io/proxy-read-timeout']}s;
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Forwarded-Proto https;
-      proxy_pass http://{backend['name']}:5000;
-    }}
-  }}
-}}
-""")
+        (conf_dir / "htpasswd").write_text(entry(USER, PASSWORD) + "\n")  # what `gitops-tool secrets htpasswd` makes
+        (conf_dir / "nginx.conf").write_text(nginx_conf(ingress, conf_dir, self.service_port(ingress)))
         self.spawn_in_netns([str(NGINX), "-c", str(conf_dir / "nginx.conf"), "-g", "daemon off;"],
                             self.root / "nginx.log")
         self.wait_port(443, timeout=30)
+
+    def service_port(self, ingress: dict) -> int:
+        """The backend Service's named port, resolved to its number from the rendered Service."""
+        backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+        service = find(self.docs, "Service", backend["name"])
+        return next(p["port"] for p in service["spec"]["ports"] if p["name"] == backend["port"]["name"])
 
     def client(self, code: str, **env: str) -> dict:
         """Run a Python client in the platform's network namespace; it prints one JSON line."""
