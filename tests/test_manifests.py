@@ -89,7 +89,8 @@ def test_mlflow_server(rendered, platform):
     assert env["MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"]["value"] == "true"
     hosts = env["MLFLOW_SERVER_ALLOWED_HOSTS"]["value"].split(",")
     assert {"mlflow.example.com", "mlflow.mlflow.svc.cluster.local:5000", "mlflow:5000"} <= set(hosts)
-    upgrade = _container(deployment, "db-upgrade")
+    assert "initContainers" not in deployment["spec"]["template"]["spec"]  # one migration Job instead
+    upgrade = _container(find(docs, "Job", "mlflow-db-upgrade"), "db-upgrade")
     assert upgrade["command"][:3] == ["mlflow", "db", "upgrade"]
     assert server["readinessProbe"]["httpGet"]["path"] == "/health"
     assert server["resources"]["limits"]["memory"] == "3Gi"
@@ -187,16 +188,18 @@ def test_network_policies(rendered):
     policies = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
     assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
     mlflow_from = policies["mlflow-from-clients"]["ingress"][0]["from"]
-    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}} in mlflow_from
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}}} in mlflow_from
     # The receiver and its register Job live next to MLflow and call it.
     assert {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gitops-webhook"}}} in mlflow_from
     pg_from = policies["postgres-from-mlflow"]["ingress"][0]["from"]
-    assert pg_from == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}}]
+    assert pg_from == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}},
+                       {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlflow-db-upgrade"}}}]
     minio_from = [f["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
                   for f in policies["minio-from-clients"]["ingress"][0]["from"]]
     assert minio_from == ["mlflow", "minio-create-bucket"]
     serving = {d["metadata"]["name"] for d in rendered["prod"] if d["kind"] == "NetworkPolicy"}
-    assert serving == {"default-deny-ingress", "serving-from-ingress"}
+    assert serving == {"default-deny-ingress", "serving-from-ingress", "serving-from-knative"}  # prod is Serverless
 
 
 def test_no_secret_values_anywhere(platform, rendered):
@@ -210,7 +213,8 @@ def test_no_secret_values_anywhere(platform, rendered):
 def test_each_overlay_lives_in_its_own_namespace(rendered):
     expected = {"platform": "mlflow", "dev": "models-dev", "staging": "models-staging", "prod": "models-prod"}
     for key, docs in rendered.items():
-        assert {d["metadata"].get("namespace") for d in docs} == {expected[key]}
+        assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {expected[key]}
+        assert [d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"] == [expected[key]]
 
 
 def test_one_receiver_next_to_the_registry_and_models_only_in_serving(platform, rendered):

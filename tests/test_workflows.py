@@ -249,7 +249,9 @@ def test_image_build_skips_existing_tags_and_builds_with_mlflow():
     build = workflow_files(config())[".github/workflows/promote.yaml"]["jobs"]["build"]
     script = build["steps"][-1]["run"]
     assert 'docker manifest inspect "$image"' in script
-    assert 'mlflow models build-docker -m "models:/$REGISTERED_MODEL/$version" -n "$image"' in script
+    assert 'mlflow models generate-dockerfile -m "models:/$REGISTERED_MODEL/$version" -d model-image' in script
+    assert "python -m gitops_tool.platform.model_image model-image" in script
+    assert 'docker build -t "$image" model-image' in script
     assert build["if"] == "needs.plan.outputs.mode == 'image'"
 
 

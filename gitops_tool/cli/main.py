@@ -8,7 +8,7 @@ import sys
 import click
 
 from gitops_tool import __version__
-from gitops_tool.cli import cluster_commands, commands, promotion_commands, webhook_commands
+from gitops_tool.cli import cluster_commands, commands, doctor_commands, promotion_commands, webhook_commands
 from gitops_tool.cli.group_commands import GROUPS
 from gitops_tool.cli.options import OUTPUT, config_option, output_option, tracking_option
 from gitops_tool.cli.options import exit_with as _run
@@ -302,6 +302,22 @@ def completion(shell: str) -> None:
 
 for group in GROUPS:
     cli.add_command(group)
+
+
+@cli.command()
+@click.option("--cluster", is_flag=True, help="Check them through the kubernetes client (kubeconfig or in-cluster).")
+@click.option("--for", "target", default="in-cluster", show_default=True,
+              help="Which cluster of gitops.yaml (argocd.clusters) the context points at.")
+@context_option
+@kubeconfig_option
+@config_option
+@output_option
+def doctor(cluster: bool, target: str, context: str | None, kubeconfig: str | None, config_path: str | None,
+           output: str) -> None:
+    """What the clusters must provide (Argo CD, ingress-nginx, ESO or sealed-secrets, the Prometheus
+    Operator, KServe and its mode, cert-manager, their CRDs); --cluster checks one of them."""
+    _run(doctor_commands.doctor(config=config_path, cluster=cluster, target=target, context=context,
+                                kubeconfig=kubeconfig, output=output))
 
 
 def main() -> None:

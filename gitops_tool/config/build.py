@@ -16,11 +16,16 @@ from gitops_tool.config.model import (
     PlatformInstance, Serving,
 )
 from gitops_tool.config.model_checks import check_model
+from gitops_tool.config.sizing import check_memory
 from gitops_tool.errors import GitopsError
 
 Where = Callable[[list], str]
 MLFLOW_DEFAULTS = {"tracking_uri": None, "workers": 2, "port": 5000, "database": "mlflow",
-                   "extra_allowed_hosts": [], "max_body_size": "1024m"}
+                   "extra_allowed_hosts": [], "max_body_size": "1024m", "job_execution": False,
+                   "cors_allowed_origins": []}
+NETWORK_DEFAULTS = {"ingress_namespace": "ingress-nginx", "ingress_pod_labels": {"app.kubernetes.io/name": "ingress-nginx"},
+                    "monitoring_namespace": "monitoring", "prometheus_pod_labels": {"app.kubernetes.io/name": "prometheus"},
+                    "prometheus_selector": {"release": "kube-prometheus-stack"}, "knative_namespaces": ["knative-serving"]}
 RECEIVER_DEFAULTS = {"enabled": True, "mode": "promote", "github_repository": None, "port": 8080}
 
 
@@ -46,13 +51,16 @@ def build_config(raw: dict, *, source: str, root: Path, line_of: Callable[[list]
     edge = _edge(platform.get("edge", {}), instances, where)
     mlflow = MLFLOW_DEFAULTS | platform.get("mlflow", {}) | {"tracking_uri": platform.get("tracking_uri")}
     mlflow["artifacts_bucket"] = registry.object_store.bucket
+    for name, inst in instances.items():
+        check_memory(inst, mlflow["job_execution"], where(["platform", "instances", name, "resources"]))
+    network = NETWORK_DEFAULTS | network
     repo = raw["repo"]
     return Config(
         source=source, root=root, project=raw["project"],
         repo_url=repo["url"], branch=repo.get("branch", "main"), remote=repo.get("remote", "origin"),
         argocd_namespace=argocd.get("namespace", "argocd"), clusters=clusters,
-        ingress_namespace=network.get("ingress_namespace", "ingress-nginx"),
-        monitoring_namespace=network.get("monitoring_namespace", "monitoring"),
+        ingress_namespace=network["ingress_namespace"], monitoring_namespace=network["monitoring_namespace"],
+        network=network,
         images=DEFAULT_IMAGES | raw.get("images", {}), mlflow=mlflow, receiver=receiver,
         platform=instances, environments=envs, models=models, edge=edge,
         tool={"package": f"gitops-tool=={__version__}", "run": "pip", "e2e_tests": None, "validate_strict": True}
@@ -120,6 +128,10 @@ def _instance(name: str, spec: dict, store: dict, platform: dict, clusters: dict
         raise GitopsError(f"{where(path + ['autoscaling'])}: min_replicas {scaling['min_replicas']} "
                           f"is greater than max_replicas {scaling['max_replicas']}")
     own_store = "object_store" in spec
+    if tls["enabled"] and not (tls.get("cluster_issuer") or tls.get("issuer") or tls.get("provided")):
+        raise GitopsError(f"{where(path + ['tls'])}: TLS is on but nothing issues Secret "
+                          f"{tls.get('secret_name', 'mlflow-tls')!r}: set cluster_issuer or issuer (cert-manager), "
+                          "or provided: true if you create it yourself")
     return PlatformInstance(
         name=name, namespace=spec["namespace"], host=spec["host"],
         cluster=_destination(spec.get("cluster", IN_CLUSTER), clusters, path + ["cluster"], where),
@@ -133,6 +145,7 @@ def _instance(name: str, spec: dict, store: dict, platform: dict, clusters: dict
         object_store_storage=str(storage.get("object_store", "20Gi")),
         storage_class=storage.get("storage_class"), tls_enabled=tls["enabled"],
         tls_secret=tls.get("secret_name", "mlflow-tls"), tls_cluster_issuer=tls.get("cluster_issuer"),
+        tls_issuer=tls.get("issuer"),
         basic_auth=spec.get("basic_auth", True),
         autoscaling=({"target_cpu_utilization": 70} | scaling) if scaling else None,
     )

@@ -88,6 +88,7 @@ class PlatformInstance:
     tls_enabled: bool = False
     tls_secret: str = "mlflow-tls"
     tls_cluster_issuer: str | None = None
+    tls_issuer: str | None = None       # a namespaced cert-manager Issuer
     basic_auth: bool = True
     autoscaling: dict | None = None
     secrets: dict = field(default_factory=lambda: dict(DEFAULT_SECRETS))
@@ -164,6 +165,7 @@ class Config:
     clusters: dict[str, str]
     ingress_namespace: str
     monitoring_namespace: str
+    network: dict[str, Any]         # NETWORK_DEFAULTS (config/build.py) | gitops.yaml network
     images: dict[str, str]
     mlflow: dict[str, Any]          # shared MLflow settings, tracking_uri = the registry of record
     receiver: dict[str, Any]

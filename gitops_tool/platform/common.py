@@ -9,7 +9,7 @@ from typing import Any
 SECRETS: dict[str, dict[str, Any]] = {
     "postgres-credentials": {"keys": ["POSTGRES_USER", "POSTGRES_PASSWORD"], "used_by": "PostgreSQL"},
     "minio-credentials": {"keys": ["MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"], "used_by": "MinIO, MLflow, bucket Job"},
-    "mlflow-backend": {"keys": ["backend-store-uri"], "used_by": "MLflow (postgresql://USER:PASSWORD@postgres:5432/DB)"},
+    "mlflow-backend": {"keys": ["backend-store-uri"], "used_by": "MLflow (postgresql+psycopg2://USER:PASSWORD@postgres:5432/DB)"},
     "mlflow-keys": {"keys": ["flask-secret-key", "webhook-encryption-key"],
                     "used_by": "MLflow (Flask session key; Fernet key for stored webhook secrets)"},
     "mlflow-basic-auth": {"keys": ["auth"], "used_by": "the edge: nginx Ingress (key auth) or Envoy Gateway (key .htpasswd)"},
@@ -20,8 +20,8 @@ SECRETS: dict[str, dict[str, Any]] = {
                               "used_by": "KServe storage-initializer (storage-mode models only)"},
 }
 
-# Sync waves: data stores first, then the bucket Job, then MLflow, then what depends on it.
-WAVE = {"data": "0", "bucket": "1", "mlflow": "2", "edge": "3", "serving": "4"}
+# Sync waves: data stores first, then the bucket and migration Jobs, then MLflow, then what depends on it.
+WAVE = {"data": "0", "bucket": "1", "migrate": "1", "mlflow": "2", "edge": "3", "serving": "4"}
 
 # Fixed high UIDs (>= 10000) so no container shares a UID with a host account.
 UID = {"postgres": 10432, "minio": 10900, "mlflow": 10001, "job": 10002, "serving": 10003}

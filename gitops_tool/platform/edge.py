@@ -42,6 +42,8 @@ def ingress_env_patch(env: PlatformInstance) -> dict:
         annotations = {key: None for key in AUTH_ANNOTATIONS}  # null deletes the key in a strategic merge
     if env.tls_enabled and env.tls_cluster_issuer:
         annotations["cert-manager.io/cluster-issuer"] = env.tls_cluster_issuer
+    elif env.tls_enabled and env.tls_issuer:
+        annotations["cert-manager.io/issuer"] = env.tls_issuer
     spec: dict = {"rules": [_rule(env.host)]}
     if env.tls_enabled:
         spec["tls"] = [{"hosts": [env.host], "secretName": env.tls_secret}]
@@ -51,12 +53,19 @@ def ingress_env_patch(env: PlatformInstance) -> dict:
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta, "spec": spec}
 
 
+def monitoring_metadata(cfg: Config, name: str, wave: str) -> dict:
+    """ServiceMonitor/PodMonitor/PrometheusRule metadata with the labels the Prometheus Operator selects."""
+    meta = metadata(name, "monitoring", wave=wave)
+    meta["labels"] |= cfg.network["prometheus_selector"]
+    return meta
+
+
 def service_monitor(cfg: Config, target: str = "mlflow") -> dict:
     """Selects the Service labelled gitops-tool.io/metrics=<target> and scrapes its `http` port."""
     name = "mlflow" if target == "mlflow" else "gitops-webhook"
     return {
         "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
-        "metadata": metadata(name, "monitoring", wave=WAVE["edge"]),
+        "metadata": monitoring_metadata(cfg, name, WAVE["edge"]),
         "spec": {
             "selector": {"matchLabels": {"gitops-tool.io/metrics": target}},
             "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}],
@@ -70,6 +79,18 @@ def _from_namespace(ns: str) -> dict:
 
 def _from_pods(name: str) -> dict:
     return {"podSelector": {"matchLabels": selector(name)}}
+
+
+def from_ingress_controller(cfg: Config) -> dict:
+    """The ingress controller's pods, by namespace and pod labels (both must match)."""
+    return {**_from_namespace(cfg.ingress_namespace),
+            "podSelector": {"matchLabels": dict(cfg.network["ingress_pod_labels"])}}
+
+
+def from_prometheus(cfg: Config) -> dict:
+    """Prometheus's pods, by namespace and pod labels (both must match)."""
+    return {**_from_namespace(cfg.monitoring_namespace),
+            "podSelector": {"matchLabels": dict(cfg.network["prometheus_pod_labels"])}}
 
 
 def _policy(name: str, target: dict, sources: list[dict], port: int | str) -> dict:
@@ -95,14 +116,16 @@ def _deny_all() -> dict:
 def platform_network_policies(cfg: Config) -> list[dict]:
     """The platform namespace: only the ingress controller, Prometheus and MLflow's own callers reach MLflow."""
     # The receiver and its register Job call MLflow from inside the namespace (webhook CRUD, alias lookups).
-    from gitops_tool.platform.gateway import client_namespace
+    from gitops_tool.platform.gateway import proxy_source
 
-    mlflow_clients = [_from_namespace(client_namespace(cfg)), _from_namespace(cfg.monitoring_namespace),
+    mlflow_clients = [proxy_source(cfg), from_prometheus(cfg),
                       _from_pods("gitops-webhook"), _from_pods("gitops-webhook-register")]
     return [
         _deny_all(),
         _policy("mlflow-from-clients", {"matchLabels": selector("mlflow")}, mlflow_clients, cfg.mlflow["port"]),
-        _policy("postgres-from-mlflow", {"matchLabels": selector("postgres")}, [_from_pods("mlflow")], 5432),
+        # The migration Job (mlflow-db-upgrade) runs the schema upgrade before any MLflow replica starts.
+        _policy("postgres-from-mlflow", {"matchLabels": selector("postgres")},
+                [_from_pods("mlflow"), _from_pods("mlflow-db-upgrade")], 5432),
     ]
 
 
@@ -114,10 +137,19 @@ def minio_policy(serving_namespaces: list[str]) -> dict:
     return _policy("minio-from-clients", {"matchLabels": selector("minio")}, clients, 9000)
 
 
-def serving_network_policies(cfg: Config) -> list[dict]:
-    """A serving namespace: predictors answer the ingress controller and Prometheus only."""
-    return [
-        _deny_all(),
-        _policy("serving-from-ingress", {"matchExpressions": [{"key": ISVC_LABEL, "operator": "Exists"}]},
-                [_from_namespace(cfg.ingress_namespace), _from_namespace(cfg.monitoring_namespace)], 8080),
-    ]
+QUEUE_PROXY_PORT = 8012  # Knative's queue-proxy sidecar in front of a Serverless predictor
+
+
+def serving_network_policies(cfg: Config, serverless: bool = False) -> list[dict]:
+    """A serving namespace: predictors answer the ingress controller and Prometheus only.
+
+    Serverless (Knative) predictors are reached through the activator and gateways on the
+    queue-proxy port; the queue-proxy forwards to 8080 over the pod's loopback.
+    """
+    predictors = {"matchExpressions": [{"key": ISVC_LABEL, "operator": "Exists"}]}
+    policies = [_deny_all(), _policy("serving-from-ingress", predictors,
+                                     [from_ingress_controller(cfg), from_prometheus(cfg)], 8080)]
+    if serverless:
+        policies.append(_policy("serving-from-knative", predictors,
+                                [_from_namespace(ns) for ns in cfg.network["knative_namespaces"]], QUEUE_PROXY_PORT))
+    return policies

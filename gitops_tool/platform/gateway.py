@@ -79,6 +79,12 @@ def edge_patches(inst: PlatformInstance) -> dict[str, dict]:
     return patches
 
 
-def client_namespace(cfg: Config) -> str:
-    """Where the edge's proxies run: the namespace MLflow must admit traffic from."""
-    return cfg.edge["proxy_namespace"] if uses_gateway(cfg) else cfg.ingress_namespace
+def proxy_source(cfg: Config) -> dict:
+    """The edge's proxies as a NetworkPolicy peer: the ingress controller's pods, or the Gateway's."""
+    from gitops_tool.platform.edge import from_ingress_controller
+
+    if not uses_gateway(cfg):
+        return from_ingress_controller(cfg)
+    # Envoy Gateway labels every proxy pod it runs with its own name.
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": cfg.edge["proxy_namespace"]}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "envoy-gateway"}}}

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from gitops_tool.config import Config, PlatformInstance
 from gitops_tool.platform.common import (
-    UID, WAVE, container_security, labels, metadata, pod_security, resources, scratch_volumes, secret_env,
+    UID, WAVE, container_security, hook_job, labels, metadata, pod_security, resources, scratch_volumes, secret_env,
     selector,
 )
 
 PROMETHEUS_DIR = "/tmp/prometheus"
-# MLflow matches the Host header literally (with the port), and checks /metrics too: Prometheus
-# scrapes by pod IP, so the private ranges MLflow allows by default must stay allowed.
-POD_IP_HOSTS = ["10.*", *[f"172.{i}.*" for i in range(16, 32)], "192.168.*"]
+# --allowed-hosts replaces MLflow's defaults, so they are restated here. MLflow matches the Host
+# header with fnmatch (with the port) and checks /metrics too: Prometheus scrapes by pod IP.
+LOCALHOST_HOSTS = ["localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*", "[[]::1]", "[[]::1]:*"]  # port-forward
+POD_IP_HOSTS = [
+    "10.*", *[f"172.{i}.*" for i in range(16, 32)], "192.168.*",
+    # CGNAT 100.64.0.0/10 (EKS custom networking, Tailscale, some CNIs): 100.64.* to 100.127.*
+    "100.6[4-9].*", "100.[7-9][0-9].*", "100.1[01][0-9].*", "100.12[0-7].*",
+    # IPv6 pod addresses arrive bracketed ([fd00::5]:5000); an IP literal cannot be a DNS-rebinding name.
+    "[[]*]", "[[]*]:*",
+]
 
 
 def allowed_hosts(cfg: Config, env: PlatformInstance) -> str:
@@ -20,8 +27,14 @@ def allowed_hosts(cfg: Config, env: PlatformInstance) -> str:
     names = ["mlflow", f"mlflow.{ns}", f"mlflow.{ns}.svc", f"mlflow.{ns}.svc.cluster.local"]
     hosts = [env.host, f"{env.host}:443", f"{env.host}:80"]
     hosts += [h for name in names for h in (name, f"{name}:{port}")]
-    hosts += list(cfg.mlflow["extra_allowed_hosts"]) + POD_IP_HOSTS
+    hosts += list(cfg.mlflow["extra_allowed_hosts"]) + LOCALHOST_HOSTS + POD_IP_HOSTS
     return ",".join(hosts)
+
+
+def cors_origins(cfg: Config, env: PlatformInstance) -> str:
+    """Origins whose browser writes MLflow accepts: the instance's UI through the Ingress, plus extras."""
+    origins = [f"https://{env.host}"] + ([] if env.tls_enabled else [f"http://{env.host}"])
+    return ",".join(origins + [o for o in cfg.mlflow["cors_allowed_origins"] if o not in origins])
 
 
 def _env(cfg: Config) -> list[dict]:
@@ -36,6 +49,8 @@ def _env(cfg: Config) -> list[dict]:
         # The in-cluster receiver is plain http on a private Service IP, which MLflow refuses by default.
         {"name": "MLFLOW_WEBHOOK_ALLOWED_SCHEMES", "value": "http,https"},
         {"name": "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS", "value": "true"},
+        # On by default in 3.17: a job runner and 7 huey consumers, OOM-killed at 1 GiB (config/sizing.py).
+        {"name": "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "value": str(bool(cfg.mlflow["job_execution"])).lower()},
         {"name": "HOME", "value": "/tmp"},
     ]
 
@@ -55,6 +70,7 @@ def _server_container(cfg: Config) -> dict:
             "--serve-artifacts",
             "--expose-prometheus", PROMETHEUS_DIR,
             "--allowed-hosts", "$(MLFLOW_SERVER_ALLOWED_HOSTS)",
+            "--cors-allowed-origins", "$(MLFLOW_SERVER_CORS_ALLOWED_ORIGINS)",
         ],
         "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
         "env": _env(cfg),
@@ -68,18 +84,24 @@ def _server_container(cfg: Config) -> dict:
     }
 
 
-def _upgrade_container(cfg: Config) -> dict:
-    # Schema migrations run before any server process starts; `mlflow db upgrade` is a no-op when current.
-    return {
-        "name": "db-upgrade",
-        "image": cfg.images["mlflow"],
-        "command": ["mlflow", "db", "upgrade", "$(MLFLOW_BACKEND_STORE_URI)"],
-        "env": [secret_env("MLFLOW_BACKEND_STORE_URI", "mlflow-backend", "backend-store-uri"),
-                {"name": "HOME", "value": "/tmp"}],
-        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
-        "securityContext": container_security(),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-    }
+def migration_job(cfg: Config) -> dict:
+    """`mlflow db upgrade`, once per sync, after PostgreSQL (wave 0) and before MLflow (wave 2).
+
+    One Job, not an init container per replica: concurrent upgrades of an empty database race
+    (two of three failed with a UniqueViolation, measured). A no-op when the schema is current.
+    """
+    job = hook_job("mlflow-db-upgrade", "tracking-server", wave=WAVE["migrate"], hook="Sync", backoff_limit=6,
+                   container={
+                       "name": "db-upgrade",
+                       "image": cfg.images["mlflow"],
+                       "command": ["mlflow", "db", "upgrade", "$(MLFLOW_BACKEND_STORE_URI)"],
+                       "env": [secret_env("MLFLOW_BACKEND_STORE_URI", "mlflow-backend", "backend-store-uri"),
+                               {"name": "HOME", "value": "/tmp"}],
+                       "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
+                                     "limits": {"cpu": "500m", "memory": "512Mi"}},
+                   })
+    job["spec"]["template"]["spec"]["securityContext"] = pod_security(UID["mlflow"])
+    return job
 
 
 def mlflow(cfg: Config) -> list[dict]:
@@ -97,7 +119,6 @@ def mlflow(cfg: Config) -> list[dict]:
                 "spec": {
                     "automountServiceAccountToken": False,
                     "securityContext": pod_security(UID["mlflow"]),
-                    "initContainers": [_upgrade_container(cfg)],
                     "containers": [_server_container(cfg)],
                     "volumes": scratch_volumes("tmp"),
                 },
@@ -119,7 +140,7 @@ def mlflow(cfg: Config) -> list[dict]:
         "metadata": metadata("mlflow", "tracking-server", wave=WAVE["mlflow"]),
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector("mlflow")}},
     }
-    return [deployment, service, pdb]
+    return [migration_job(cfg), deployment, service, pdb]
 
 
 def object_store_env(env: PlatformInstance) -> list[dict]:
@@ -144,6 +165,7 @@ def mlflow_env_patch(cfg: Config, env: PlatformInstance) -> dict:
         "name": "mlflow",
         "resources": resources(env.resources),
         "env": [{"name": "MLFLOW_SERVER_ALLOWED_HOSTS", "value": allowed_hosts(cfg, env)},
+                {"name": "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS", "value": cors_origins(cfg, env)},
                 {"name": "MLFLOW_SERVER_WORKERS", "value": str(env.workers)}, *object_store_env(env)],
     }
     # With an HPA the Deployment must not pin replicas, or every sync would fight the autoscaler.

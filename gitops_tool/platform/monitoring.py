@@ -13,6 +13,7 @@ import re
 
 from gitops_tool.config import Config
 from gitops_tool.platform.common import WAVE, metadata
+from gitops_tool.platform.edge import from_prometheus, monitoring_metadata
 
 MLFLOW_JOB = "mlflow"              # Service mlflow (platform/mlflow_server.py)
 RECEIVER_JOB = "gitops-webhook"    # Service gitops-webhook (platform/receiver.py)
@@ -94,7 +95,7 @@ def alert_groups() -> list[dict]:
 def prometheus_rule(cfg: Config) -> dict:
     return {
         "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-        "metadata": metadata("gitops-tool", "monitoring", wave=WAVE["edge"]),
+        "metadata": monitoring_metadata(cfg, "gitops-tool", WAVE["edge"]),
         "spec": {"groups": alert_groups()},
     }
 
@@ -110,7 +111,7 @@ def kserve_pod_monitor(cfg: Config) -> dict | None:
         return None
     return {
         "apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
-        "metadata": metadata("kserve-mlserver", "monitoring", wave=WAVE["serving"]),
+        "metadata": monitoring_metadata(cfg, "kserve-mlserver", WAVE["serving"]),
         "spec": {
             "selector": {"matchExpressions": [{"key": ISVC_LABEL, "operator": "In", "values": names}]},
             "podMetricsEndpoints": [{
@@ -139,8 +140,7 @@ def mlserver_metrics_policy(cfg: Config) -> dict | None:
         "spec": {
             "podSelector": {"matchExpressions": [{"key": ISVC_LABEL, "operator": "In", "values": names}]},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
-                "kubernetes.io/metadata.name": cfg.monitoring_namespace}}}],
+            "ingress": [{"from": [from_prometheus(cfg)],
                 "ports": [{"protocol": "TCP", "port": MLSERVER_METRICS_PORT}]}],
         },
     }

@@ -14,7 +14,7 @@ from gitops_tool.platform.datastores import bucket_job_patch, pvc_template
 from gitops_tool.platform.edge import ingress_env_patch, minio_policy
 from gitops_tool.platform.gateway import edge_patches, uses_gateway
 from gitops_tool.platform.mlflow_server import mlflow_env_patch, mlflow_hpa
-from gitops_tool.platform.overlay import overlay_kustomization, secret_files
+from gitops_tool.platform.overlay import overlay_generated_files, overlay_kustomization
 
 
 def _statefulset_storage(name: str, size: str, storage_class: str | None) -> dict:
@@ -74,4 +74,4 @@ def platform_overlay_files(cfg: Config, inst: PlatformInstance, env_dir: Path) -
     files |= {f"generated/{name}": [patch] for name, patch in generated_patches(cfg, inst).items()}
     if inst.autoscaling:
         files["generated/hpa.yaml"] = [mlflow_hpa(inst)]
-    return files | secret_files(cfg, inst)
+    return files | overlay_generated_files(cfg, inst)

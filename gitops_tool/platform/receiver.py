@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gitops_tool.config import Config
+from gitops_tool.platform.edge import from_prometheus
 from gitops_tool.platform.common import (
     UID, WAVE, container_security, hook_job, labels, metadata, pod_security, scratch_volumes, secret_env, selector,
 )
@@ -126,9 +127,7 @@ def receiver_policy(cfg: Config) -> dict:
         "spec": {
             "podSelector": {"matchLabels": selector(NAME)},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"podSelector": {"matchLabels": selector("mlflow")}},
-                                  {"namespaceSelector": {"matchLabels": {
-                                      "kubernetes.io/metadata.name": cfg.monitoring_namespace}}}],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": selector("mlflow")}}, from_prometheus(cfg)],
                          "ports": [{"protocol": "TCP", "port": cfg.receiver["port"]}]}],
         },
     }

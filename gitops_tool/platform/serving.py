@@ -13,7 +13,7 @@ from gitops_tool.config import Config, Environment, Model
 from gitops_tool.config.model import DEFAULT_MODEL_RESOURCES
 from gitops_tool.platform.common import UID, WAVE, container_security, metadata, resources
 
-SERVING_PORT = 8080  # `mlflow models build-docker` images serve /invocations and /ping here
+SERVING_PORT = 8080  # the image-mode image (platform/model_image.py) serves /invocations and /ping here
 
 
 def image_name(model: Model) -> str:

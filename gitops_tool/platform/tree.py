@@ -28,6 +28,21 @@ MANAGED_DIRS = ("base", "environments", "argocd", ".github/workflows")
 WORKFLOW_HEADER = f"{GENERATED_MARKER} Do not edit: `gitops-tool generate` rewrites it from gitops.yaml.\n"
 
 
+# Kinds a CRD defines: on first sync the CRD may still be missing (or just being installed by
+# another Application), and Argo CD's dry run would fail the whole sync.
+CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "ExternalSecret", "SealedSecret", "InferenceService"}
+SKIP_DRY_RUN = "SkipDryRunOnMissingResource=true"
+
+
+def skip_dry_run_if_crd(doc: dict) -> dict:
+    if isinstance(doc, dict) and doc.get("kind") in CRD_KINDS and "metadata" in doc:
+        annotations = doc["metadata"].setdefault("annotations", {})
+        options = [o for o in annotations.get("argocd.argoproj.io/sync-options", "").split(",") if o]
+        if SKIP_DRY_RUN not in options:
+            annotations["argocd.argoproj.io/sync-options"] = ",".join([*options, SKIP_DRY_RUN])
+    return doc
+
+
 def _kustomization(resources: list[str], *, component: bool = False) -> dict:
     if component:
         return {"apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component", "resources": resources}
@@ -60,7 +75,8 @@ def platform_base_files(cfg: Config) -> dict[str, list[dict]]:
 
 def serving_base_files(cfg: Config) -> dict[str, list[dict]]:
     """base/serving/: what every serving namespace has; base/serving/<model>/ are added by release."""
-    files: dict[str, list[dict]] = {"network-policies.yaml": serving_network_policies(cfg)}
+    serverless = any(env.serving.mode == "Serverless" for env in cfg.environments.values())
+    files: dict[str, list[dict]] = {"network-policies.yaml": serving_network_policies(cfg, serverless)}
     if pod_monitor := kserve_pod_monitor(cfg):  # storage-mode models only: MLServer exposes metrics
         files["podmonitor.yaml"] = [pod_monitor]
         files["network-policies.yaml"].append(mlserver_metrics_policy(cfg))
@@ -87,7 +103,7 @@ def generated_tree(cfg: Config) -> dict[str, str]:
     for env in cfg.environments.values():
         tree |= {f"{env.rel_dir}/{k}": v for k, v in serving_overlay_files(cfg, env, cfg.env_dir(env.name)).items()}
     tree |= {f"argocd/{k}": v for k, v in argocd_files(cfg).items()}
-    out = {path: dump_docs([harden(d) if path.startswith("base/") else d for d in docs])
+    out = {path: dump_docs([skip_dry_run_if_crd(harden(d) if path.startswith("base/") else d) for d in docs])
            for path, docs in sorted(tree.items())}
     out |= {path: dump_docs([doc], header=WORKFLOW_HEADER) for path, doc in sorted(workflow_files(cfg).items())}
     for target in cfg.targets():

@@ -72,7 +72,10 @@ if docker manifest inspect "$image" >/dev/null 2>&1; then
   exit 0
 fi
 case "$image" in *@sha256:*) echo "::error::$image is a digest that does not exist"; exit 1;; esac
-mlflow models build-docker -m "models:/$REGISTERED_MODEL/$version" -n "$image"
+# MLflow's Dockerfile, made to run as the predictor pod does (non-root, read-only root, 0.0.0.0:8080).
+mlflow models generate-dockerfile -m "models:/$REGISTERED_MODEL/$version" -d model-image
+python -m gitops_tool.platform.model_image model-image
+docker build -t "$image" model-image
 docker push "$image"
 digest=$(docker inspect --format '{{index .RepoDigests 0}}' "$image")
 echo "image=$digest" >>"$GITHUB_OUTPUT"
