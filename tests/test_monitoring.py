@@ -106,7 +106,7 @@ def test_platform_monitoring_stays_with_the_platform(platform, main):
 
     assert monitoring_docs(main) == [
         ("ConfigMap", "gitops-tool-dashboard"), ("PrometheusRule", "gitops-tool"),
-        ("ServiceMonitor", "gitops-webhook"), ("ServiceMonitor", "mlflow")]
+        ("PrometheusRule", "gitops-tool-receiver"), ("ServiceMonitor", "gitops-webhook"), ("ServiceMonitor", "mlflow")]
     for env in ("dev", "staging", "prod"):
         docs = render_docs(platform / "environments" / env)
         assert monitoring_docs(docs) == [], env
@@ -141,17 +141,21 @@ def test_storage_mode_pod_monitor_selects_the_predictor_pods(storage_platform, s
 
 # --- PrometheusRule ---------------------------------------------------------------------------
 
+def _groups(docs: list[dict]) -> list[dict]:
+    """The registry of record's alert groups: MLflow's, and the receiver component's."""
+    return [g for name in ("gitops-tool", "gitops-tool-receiver") for g in find(docs, "PrometheusRule", name)["spec"]["groups"]]
+
+
 def _rule_file(docs: list[dict], tmp_path: Path) -> Path:
-    rule = find(docs, "PrometheusRule", "gitops-tool")
     path = tmp_path / "rules.yaml"
-    path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}, sort_keys=False))
+    path.write_text(yaml.safe_dump({"groups": _groups(docs)}, sort_keys=False))
     return path
 
 
 def test_rule_alerts_cover_the_brief(main):
     rule = find(main, "PrometheusRule", "gitops-tool")
     assert rule["metadata"]["namespace"] == "mlflow"
-    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    alerts = {r["alert"]: r for g in _groups(main) for r in g["rules"]}
     assert {"MLflowHighErrorRate", "MLflowHighLatency", "MLflowDown", "WebhookReceiverDown",
             "WebhookDeliveriesRejected", "PromotionFailed", "RegistryGitDrift"} <= set(alerts)
     assert 'up{job="mlflow"}' in alerts["MLflowDown"]["expr"]
@@ -163,8 +167,6 @@ def test_rule_alerts_cover_the_brief(main):
         assert alert["annotations"]["summary"]
 
 
-@pytest.mark.xfail(strict=True, reason="base/platform/prometheusrule.yaml holds the receiver's alerts too, so every "
-                   "platform instance gets them; they belong in the receiver component (platform/tree.py)")
 def test_only_the_registry_of_record_alerts_on_the_receiver(tmp_path):
     """A second platform instance (an MLflow upgrade rehearsal) runs no receiver: absent() would fire forever."""
     root = tmp_path / "platform"
@@ -180,6 +182,11 @@ def test_only_the_registry_of_record_alerts_on_the_receiver(tmp_path):
     alerts = {r["alert"] for g in find(staging, "PrometheusRule", "gitops-tool")["spec"]["groups"] for r in g["rules"]}
     assert "MLflowDown" in alerts
     assert not {a for a in alerts if a.startswith("Webhook") or a in ("PromotionFailed", "RegistryGitDrift")}
+    assert not [d for d in staging if d["kind"] == "PrometheusRule" and d["metadata"]["name"] == "gitops-tool-receiver"]
+    main = render_docs(root / "environments/platform/main")
+    receiver = {r["alert"] for g in find(main, "PrometheusRule", "gitops-tool-receiver")["spec"]["groups"]
+                for r in g["rules"]}
+    assert "WebhookReceiverMetricsAbsent" in receiver or any(a.startswith("Webhook") for a in receiver)
 
 @needs_promtool
 def test_promtool_check_rules(main, tmp_path):

@@ -87,16 +87,22 @@ def _receiver_rules() -> list[dict]:
     ]
 
 
+MLFLOW_GROUP, RECEIVER_GROUP = "gitops-tool.mlflow", "gitops-tool.promotions"
+
+
 def alert_groups() -> list[dict]:
-    return [{"name": "gitops-tool.mlflow", "rules": _mlflow_rules()},
-            {"name": "gitops-tool.promotions", "rules": _receiver_rules()}]
+    return [{"name": MLFLOW_GROUP, "rules": _mlflow_rules()},
+            {"name": RECEIVER_GROUP, "rules": _receiver_rules()}]
 
 
-def prometheus_rule(cfg: Config) -> dict:
+def prometheus_rule(cfg: Config, *, receiver: bool = False) -> dict:
+    """Every instance's MLflow alerts (`gitops-tool`), or the receiver's (`gitops-tool-receiver`): the
+    receiver runs only on the registry of record, where its absent() alerts can mean something."""
+    name, group = ("gitops-tool-receiver", RECEIVER_GROUP) if receiver else ("gitops-tool", MLFLOW_GROUP)
     return {
         "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-        "metadata": monitoring_metadata(cfg, "gitops-tool", WAVE["edge"]),
-        "spec": {"groups": alert_groups()},
+        "metadata": monitoring_metadata(cfg, name, WAVE["edge"]),
+        "spec": {"groups": [g for g in alert_groups() if g["name"] == group]},
     }
 
 

@@ -15,7 +15,9 @@ from gitops_tool.platform.edge import (
 )
 from gitops_tool.platform.gateway import gateway_files, uses_gateway
 from gitops_tool.platform.mlflow_server import mlflow
-from gitops_tool.platform.monitoring import kserve_pod_monitor, mlserver_metrics_policy, monitoring_files
+from gitops_tool.platform.monitoring import (
+    kserve_pod_monitor, mlserver_metrics_policy, monitoring_files, prometheus_rule,
+)
 from gitops_tool.platform.overlay import RELEASE_HEADER, empty_release, local_secret_files, serving_overlay_files
 from gitops_tool.platform.platform_overlay import platform_overlay_files
 from gitops_tool.platform.receiver import receiver, receiver_policy
@@ -65,7 +67,8 @@ def platform_base_files(cfg: Config) -> dict[str, list[dict]]:
     if cfg.receiver["enabled"]:
         # Only the registry of record includes it: one receiver, next to the MLflow it listens to.
         files["receiver/webhook-receiver.yaml"] = receiver(cfg) + [receiver_policy(cfg),
-                                                                   service_monitor(cfg, target="receiver")]
+                                                                   service_monitor(cfg, target="receiver"),
+                                                                   prometheus_rule(cfg, receiver=True)]
         component = _kustomization(["webhook-receiver.yaml"], component=True)
         # The receiver reads the alias map from the same gitops.yaml; the hash suffix rolls it on change.
         component["configMapGenerator"] = [{"name": "gitops-tool-config", "files": ["gitops.yaml"]}]
