@@ -19,6 +19,7 @@ import pytest
 from gitops_tool.mlflow_local import free_port
 from tests.mlflow_harness import RecordingServer
 from tests.promotion_fixtures import (  # noqa: F401 - fixtures
+    git,
     WINE,
     add_model_to_config,
     make_repo,
@@ -48,6 +49,25 @@ def _json(status: int, payload: dict):
 def test_model_not_in_gitops_yaml(repo):
     res = _fails(repo, "ghost@candidate")
     assert "model 'ghost' is not defined" in res.stderr and "wine-classifier" in res.stderr
+
+
+def test_model_generated_locally_but_not_pushed_names_the_missing_step(repo, registry):
+    """Promotions build on the remote's tip: a model whose generated base/serving/<model>/ is only in the
+    working tree gets a clear error (found by following the README's onboarding), not kustomize's."""
+    from gitops_tool.project import generate
+
+    config = repo.root / "gitops.yaml"
+    config.write_text(config.read_text().rstrip("\n") + "\n  wine-copy:\n    registered_model: wine-classifier\n"
+                      "    image_repository: registry.example.com/ml/wine-copy\n    aliases: {candidate: dev}\n")
+    generate(config)
+    # `git commit -a` takes the edited gitops.yaml but not the new, untracked base/serving/wine-copy/.
+    git(repo.root, "commit", "-qam", "serve wine-copy")
+    git(repo.root, "push", "-q")
+    registry.set_alias("candidate", registry.v1)
+    res = _fails(repo, "wine-copy@candidate")
+    assert "base/serving/wine-copy/ is missing, so wine-copy cannot be released in dev" in res.stderr
+    assert "run `gitops-tool generate`, then commit and push its output" in res.stderr
+    assert "kustomize" not in res.stderr
 
 
 def test_model_in_config_but_not_in_registry(tmp_path, registry):

@@ -16,7 +16,9 @@ import yaml
 
 from gitops_tool.mlflow_local import free_port
 from tests.mlflow_harness import RecordingServer
-from tests.promotion_fixtures import WINE, registry, repo, subject_of, trailers_of  # noqa: F401
+from tests.promotion_fixtures import (  # noqa: F401
+    WINE, add_model_to_config, make_repo, registry, repo, subject_of, trailers_of,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -159,6 +161,22 @@ def test_status_shows_git_version_aliases_drift_and_holds(dev_at_v2, registry):
     res = repo.cli("status", "--tracking-uri", dead)
     assert res.returncode == 1 and f"registry: MLflow registry at {dead}" in res.stderr
     assert f"{WINE}" in res.stdout  # the Git side is still shown
+
+
+def test_status_a_model_the_registry_lacks_is_not_an_unreachable_registry(tmp_path, registry):
+    """Found following the README's onboarding: a model in gitops.yaml that nobody registered yet made
+    `status` say "registry unreachable" and mark every model's drift unknown."""
+    repo = make_repo(tmp_path, registry.url, edit_config=lambda t: add_model_to_config(t, "not-registered"))
+    registry.set_alias("candidate", registry.v1)
+    res = repo.cli("status")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "registry unreachable" not in res.stdout
+    rows = {tuple(line.split()[:2]): line for line in res.stdout.splitlines()[2:]}
+    assert f"@candidate={registry.v1}" in rows[(WINE, "dev")] and " yes " in rows[(WINE, "dev")]
+    assert "@candidate=?" in rows[("not-registered", "dev")] and " unknown " in rows[("not-registered", "dev")]
+    assert "not-registered: model 'not-registered'" in res.stderr and "not found" in res.stderr
+    data = json.loads(repo.cli("status", "-o", "json").stdout)
+    assert data["registry_reachable"] is True
 
 
 # -- promote --pr --------------------------------------------------------------------------------

@@ -128,15 +128,17 @@ def status(*, config: str | None, output: str, tracking_uri: str | None) -> int:
         out(f"registry of record: {ws.cfg.registry.label} ({uri})")
         if problem:  # unknown, not unset: `-` would read as "never set" and DRIFT as "no"
             out(f"registry unreachable ({uri}): {problem}")
-        unknown = "?" if problem else "-"
         out(f"{'MODEL':<18} {'ENV':<10} {'CLUSTER':<12} {'GIT':>5}  {'REGISTRY ALIASES':<28} {'DRIFT':<7} HOLD")
         for r in rows:
+            unknown = "?" if r.error else "-"  # unknown, not unset, where the registry could not answer
             aliases = ", ".join(f"@{a}={v or unknown}" for a, v in r.aliases.items()) or "-"
-            drift = "yes" if r.drift else ("unknown" if problem else "no")
+            drift = "yes" if r.drift else ("unknown" if r.error else "no")
             out(f"{r.model:<18} {r.env:<10} {r.cluster:<12} {r.git_version or '-':>5}  {aliases:<28} {drift:<7} "
                 f"{r.hold or '-'}")
         if problem:
             err(f"registry: {problem}")
+        for model, error in sorted({(r.model, r.error) for r in rows if r.error and r.error != problem}):
+            err(f"{model}: {error}")
     return 1 if problem else 0
 
 

@@ -222,6 +222,13 @@ def plan_release_edit(env_dir: Path, edit: ReleaseEdit) -> dict[Path, str]:
     """New text of every release file the edit changes (unchanged files are left out)."""
     path = release_path(env_dir)
     doc = _load(path)
+    serving = env_dir.parent.parent / "base" / "serving" / edit.model
+    if not (serving / "kustomization.yaml").is_file():
+        # Promotions build on the remote's tip: a model added to gitops.yaml but not yet generated,
+        # committed and pushed has no InferenceService there to release.
+        raise GitopsError(f"base/serving/{edit.model}/ is missing, so {edit.model} cannot be released in "
+                          f"{env_dir.name}; nothing committed",
+                          hint="run `gitops-tool generate`, then commit and push its output")
     _ensure_entry(_list(doc, "resources", path), f"../../../base/serving/{edit.model}")
     _ensure_entry(_list(doc, "patches", path), {"path": f"{edit.model}.yaml"}, key="path")
     if edit.image is not None:

@@ -26,9 +26,11 @@ class EnvStatus:
 
 
 def collect(cfg: Config, client=None) -> tuple[list[EnvStatus], str | None]:
-    """Rows for every model x environment; the second item is the first registry error, if any.
+    """Rows for every model x environment; the second item is the first error of an unreachable
+    registry (a retryable one), if any.
 
-    A model the registry cannot answer for gets `error` on its rows; the other models are unaffected."""
+    A model the registry cannot answer for gets `error` on its rows; the other models are unaffected.
+    A model the registry does not have (never registered) is that model's error, not the registry's."""
     rows, problem = [], None
     for model in cfg.models.values():
         registry, error = {}, None
@@ -37,7 +39,8 @@ def collect(cfg: Config, client=None) -> tuple[list[EnvStatus], str | None]:
                 registry = client.get_model_aliases(model.registered_model)
             except GitopsError as exc:
                 error = str(exc).splitlines()[0]
-                problem = problem or error
+                if exc.retryable:
+                    problem = problem or error
         for env in cfg.environments:
             if not cfg.environments[env].may_serve(model.name):
                 continue
