@@ -16,6 +16,7 @@ from gitops_tool.project import init_project
 from tests.conftest import find, render_docs
 from tests.platform_fixtures import edit_config as _edit, generate as _generate, storage_project
 
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """The starter, plus a storage-mode model promoted to dev, whose Secrets are local (dev only)."""
@@ -41,7 +42,7 @@ def test_job_execution_is_off_by_default(platform_docs):
     assert _env(platform_docs)["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
 
 
-def test_job_execution_on_needs_a_limit_that_fits_the_measured_need(project: Path, tmp_path: Path):
+def test_job_execution_on_needs_a_limit_that_fits_the_measured_need(tmp_path: Path):
     from gitops_tool.config import load_config
 
     root = tmp_path / "p"

@@ -9,7 +9,12 @@ MLflow was OOM-killed at 1 GiB with MLflow 3.17's default (on).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gitops_tool.errors import GitopsError
+
+if TYPE_CHECKING:
+    from gitops_tool.config.model import PlatformInstance
 
 MIB = 1024 * 1024
 # Fitted to bench/mlflow_rss.py (MLflow 3.17.2, Python 3.11, December 2026): off, 1 worker 506 MiB and
@@ -39,7 +44,7 @@ def mlflow_need_mib(workers: int, job_execution: bool) -> int:
     return int((figures["base"] + figures["per_worker"] * workers) * HEADROOM)
 
 
-def check_memory(inst, job_execution: bool, where: str) -> None:
+def check_memory(inst: PlatformInstance, job_execution: bool, where: str) -> None:
     """An instance whose MLflow limit is below the measured need would be OOM-killed: refuse it."""
     limit = inst.resources.get("limits", {}).get("memory")
     if limit is None:
