@@ -66,8 +66,8 @@ def test_digest_pinned_images_need_no_digest_skip(project: Path):
     from gitops_tool.project import generate
 
     generate(config)
-    mlflow = yaml.safe_load((project / "base/platform/mlflow.yaml").read_text().split("---")[0])
-    assert mlflow["kind"] == "Deployment"
+    docs = list(yaml.safe_load_all((project / "base/platform/mlflow.yaml").read_text()))
+    mlflow = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "mlflow")
     assert mlflow["spec"]["template"]["spec"]["containers"][0]["image"] == f"ghcr.io/mlflow/mlflow{digest}"
     skips = " ".join(v for k, v in mlflow["metadata"]["annotations"].items() if k.startswith("checkov.io/skip"))
     assert "CKV_K8S_43" not in skips and "CKV_K8S_35" in skips
