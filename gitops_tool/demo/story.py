@@ -169,7 +169,7 @@ class Demo:
 
     def _inspect(self) -> None:
         _git("pull", "--quiet", "--ff-only", "origin", "main", cwd=self.repo)
-        _cli(self.progress, "validate", "prod", "--allow-unchecked", cwd=self.repo, env=self.env)
+        _cli(self.progress, "validate", "prod", cwd=self.repo, env=self.env)
         _cli(self.progress, "status", cwd=self.repo, env=self.env)
         _cli(self.progress, "history", MODEL, cwd=self.repo, env=self.env)
         status = json.loads(_cli(self.progress, "status", "--output", "json", cwd=self.repo, env=self.env,
