@@ -18,7 +18,7 @@ from gitops_tool.validate import validate_all
 from tests.conftest import find, render_docs
 
 EDGE = "  edge:\n    kind: gateway-api\n    gateway: {name: platform, namespace: gateway-system, section_name: https}\n"
-TLS_ON = "      tls: {enabled: true, secret_name: mlflow-tls}\n"
+TLS_ON = "      tls: {enabled: true, secret_name: mlflow-tls, cluster_issuer: letsencrypt-prod}\n"
 
 
 def _gateway_config(text: str) -> str:

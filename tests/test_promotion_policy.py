@@ -262,9 +262,9 @@ def test_16_generate_refuses_to_drop_an_environment_without_prune(project):
     apps = (project / "argocd" / "applications.yaml").read_text()
     res = run_cli("generate", cwd=project)
     assert res.returncode == 1 and "refusing to drop environment prod" in res.stderr, res.stderr
-    assert (project / "argocd" / "applications.yaml").read_text() == apps and "mlflow-prod" in apps
+    assert (project / "argocd" / "applications.yaml").read_text() == apps and "mlflow-platform-prod" in apps
     _ok(run_cli("generate", "--prune", cwd=project))
-    assert "mlflow-prod" not in (project / "argocd" / "applications.yaml").read_text()
+    assert "mlflow-platform-prod" not in (project / "argocd" / "applications.yaml").read_text()
 
 
 # -- 22: a new alias mapping without a restart ----------------------------------------------------------------

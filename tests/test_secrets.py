@@ -203,6 +203,9 @@ def test_local_secrets_are_git_ignored_and_render(project: Path):
     """A dev platform instance and a dev serving environment on `local`: git-ignored values, applied by hand."""
     config = project / "gitops.yaml"
     config.write_text(config.read_text().replace("  instances:\n    main:\n", "  instances:\n    dev:\n"))
+    from gitops_tool.project import generate
+
+    generate(config, prune=True)  # renaming the instance drops platform/main: generate asks for --prune
     _storage_mode(project)
     config.write_text(config.read_text().replace(
         "secrets: {method: external, store: platform-secrets, remote_prefix: models/dev}", "secrets: {method: local}"))

@@ -39,8 +39,10 @@ case "$1 $2" in
 esac
 """ % DIGEST
 FAKE_MLFLOW = """#!/usr/bin/env bash
-# A stand-in for `mlflow models build-docker` (it needs a Docker engine).
+# Records every mlflow call; `generate-dockerfile` works offline, so the real mlflow writes the Dockerfile
+# (only building the image needs a Docker engine, and `docker` is the stand-in above).
 echo "mlflow $*" >>"$RECORD"
+if [ "$2" = generate-dockerfile ]; then exec "$REAL_MLFLOW" "$@"; fi
 """
 
 
@@ -113,10 +115,13 @@ def test_a_dispatched_alias_move_is_planned_built_and_promoted_with_its_alias(
     # The build job installs gitops-tool[mlflow]: the test venv has mlflow; docker is the stand-in.
     import sys
     build, built = run_step(find_step(wf, "promote", "build", "Build and push"), platform.root, tmp_path, needs,
-                            [stand_ins, Path(sys.executable).parent], RECORD=str(record))
+                            [stand_ins, Path(sys.executable).parent], RECORD=str(record),
+                            REAL_MLFLOW=str(Path(sys.executable).parent / "mlflow"))
     assert build.returncode == 0, build.stdout + build.stderr
     image = f"registry.example.com/ml/wine-classifier:v{registry.v2}"
-    assert f"mlflow models build-docker -m models:/{WINE}/{registry.v2} -n {image}" in record.read_text()
+    recorded = record.read_text()
+    assert f"mlflow models generate-dockerfile -m models:/{WINE}/{registry.v2} -d model-image" in recorded
+    assert f"docker build -t {image} model-image" in recorded
     assert built == {"version": registry.v2, "image": f"registry.example.com/ml/wine-classifier@{DIGEST}"}
     tags = {t["key"]: t["value"] for t in registry.get_version(registry.v2).get("tags", [])}
     assert tags["image"] == image and tags["image_digest"] == built["image"]
