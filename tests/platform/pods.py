@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 import signal
 import subprocess
 import time
@@ -141,6 +142,24 @@ class Container:
         return quantity(limit) if limit else None
 
 
+def _needed_paths() -> list[str]:
+    """The interpreter's venv and this checkout (an editable install): the processes run from them."""
+    paths = sorted({os.path.realpath(sys.prefix), os.path.realpath(Path(__file__).resolve().parents[2])})
+    return [p for p in paths if not any(p != o and p.startswith(o + "/") for o in paths)]
+
+
+def _keep_visible(target: str, source: str) -> list[str]:
+    """A checkout under a mountPath (a clone in /tmp, whose emptyDir the pod mounts over /tmp) would vanish:
+    bind it, read-only, into the volume at the same relative place before the volume goes over the path."""
+    lines = []
+    for path in _needed_paths():
+        if path.startswith(target.rstrip("/") + "/"):
+            inside = shlex.quote(os.path.join(source, os.path.relpath(path, target)))
+            lines += [f"mkdir -p {inside}", f"mount --bind {shlex.quote(path)} {inside}",
+                      f"mount -o remount,bind,ro {inside}"]
+    return lines
+
+
 def _mount_script(box: Sandbox, c: Container) -> list[str]:
     """Shell lines that build the container's filesystem view inside a fresh mount namespace."""
     hosts, passwd, group = box.files()
@@ -165,7 +184,10 @@ def _mount_script(box: Sandbox, c: Container) -> list[str]:
     for mount in c.spec.get("volumeMounts", []):
         target = os.path.realpath(mount["mountPath"])
         volume = c.volumes[mount["name"]]
-        lines += [f"mkdir -p {shlex.quote(target)}", f"mount --bind {shlex.quote(str(volume.source))} {shlex.quote(target)}"]
+        keep = _keep_visible(target, str(volume.source))
+        # --rbind carries the kept paths (bound into the volume first) over the mountPath with it.
+        lines += keep + [f"mkdir -p {shlex.quote(target)}",
+                         f"mount {'--rbind' if keep else '--bind'} {shlex.quote(str(volume.source))} {shlex.quote(target)}"]
         if volume.read_only or mount.get("readOnly"):
             ro_binds.append(target)
     lines += [f"mount --bind {hosts} /etc/hosts", f"mount --bind {passwd} /etc/passwd", f"mount --bind {group} /etc/group"]
