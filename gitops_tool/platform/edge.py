@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gitops_tool.config import Config, PlatformInstance
 from gitops_tool.platform.common import WAVE, metadata, selector
+from gitops_tool.platform.gateway import uses_gateway
 
 AUTH_ANNOTATIONS = {
     "nginx.ingress.kubernetes.io/auth-type": "basic",
@@ -87,6 +88,15 @@ def from_ingress_controller(cfg: Config) -> dict:
             "podSelector": {"matchLabels": dict(cfg.network["ingress_pod_labels"])}}
 
 
+def proxy_source(cfg: Config) -> dict:
+    """The edge's proxies as a NetworkPolicy peer: the ingress controller's pods, or the Gateway's."""
+    if not uses_gateway(cfg):
+        return from_ingress_controller(cfg)
+    # Envoy Gateway labels every proxy pod it runs with its own name.
+    return {**_from_namespace(cfg.edge["proxy_namespace"]),
+            "podSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "envoy-gateway"}}}
+
+
 def from_prometheus(cfg: Config) -> dict:
     """Prometheus's pods, by namespace and pod labels (both must match)."""
     return {**_from_namespace(cfg.monitoring_namespace),
@@ -116,8 +126,6 @@ def _deny_all() -> dict:
 def platform_network_policies(cfg: Config) -> list[dict]:
     """The platform namespace: only the ingress controller, Prometheus and MLflow's own callers reach MLflow."""
     # The receiver and its register Job call MLflow from inside the namespace (webhook CRUD, alias lookups).
-    from gitops_tool.platform.gateway import proxy_source
-
     mlflow_clients = [proxy_source(cfg), from_prometheus(cfg),
                       _from_pods("gitops-webhook"), _from_pods("gitops-webhook-register")]
     return [

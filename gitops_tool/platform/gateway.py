@@ -77,14 +77,3 @@ def edge_patches(inst: PlatformInstance) -> dict[str, dict]:
     if not inst.basic_auth:
         patches["no-basic-auth.yaml"] = no_auth_patch()
     return patches
-
-
-def proxy_source(cfg: Config) -> dict:
-    """The edge's proxies as a NetworkPolicy peer: the ingress controller's pods, or the Gateway's."""
-    from gitops_tool.platform.edge import from_ingress_controller
-
-    if not uses_gateway(cfg):
-        return from_ingress_controller(cfg)
-    # Envoy Gateway labels every proxy pod it runs with its own name.
-    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": cfg.edge["proxy_namespace"]}},
-            "podSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "envoy-gateway"}}}

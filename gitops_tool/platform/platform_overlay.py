@@ -15,6 +15,7 @@ from gitops_tool.platform.edge import ingress_env_patch, minio_policy
 from gitops_tool.platform.gateway import edge_patches, uses_gateway
 from gitops_tool.platform.mlflow_server import mlflow_env_patch, mlflow_hpa
 from gitops_tool.platform.overlay import overlay_generated_files, overlay_kustomization
+from gitops_tool.platform.secrets import storage_models
 
 
 def _statefulset_storage(name: str, size: str, storage_class: str | None) -> dict:
@@ -38,8 +39,7 @@ def minio_clients(cfg: Config, inst: PlatformInstance) -> list[str]:
     if not inst.registry_of_record:
         return []
     return sorted({env.namespace for env in cfg.environments.values()
-                   if env.cluster.server == inst.cluster.server
-                   and any(m.mode == "storage" and env.name in m.aliases.values() for m in cfg.models.values())})
+                   if env.cluster.server == inst.cluster.server and storage_models(cfg, env)})
 
 
 def generated_patches(cfg: Config, inst: PlatformInstance) -> dict[str, dict]:
