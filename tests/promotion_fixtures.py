@@ -18,7 +18,7 @@ import requests
 
 from gitops_tool.gitrepo import init_bare_remote
 from tests.conftest import run_cli
-from tests.mlflow_harness import WineModel, mlflow_server_for, register_wine_versions
+from tests.mlflow_harness import WineModel, seeded_wine_server
 
 WINE = "wine-classifier"
 API = "/api/2.0/mlflow"
@@ -107,8 +107,8 @@ class Registry:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory) -> Registry:
     """One real `mlflow server` (sqlite) per test module, with the two wine versions trained and registered."""
-    with mlflow_server_for(tmp_path_factory) as server:
-        yield Registry(server.url, register_wine_versions(server.url))
+    with seeded_wine_server(tmp_path_factory) as (server, wine):
+        yield Registry(server.url, wine)
 
 
 # -- promotion repositories ---------------------------------------------------------------------

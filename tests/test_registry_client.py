@@ -22,23 +22,27 @@ from gitops_tool.registry.client import ModelVersion, RegistryClient
 from gitops_tool.registry.refs import ModelRef, parse_ref, resolve_tracking_uri
 from tests.mlflow_harness import (
     RecordingServer,
-    mlflow_server_for,
     process_alive,
-    register_wine_versions,
+    seeded_wine_server,
 )
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    with mlflow_server_for(tmp_path_factory) as server:
-        yield server
+def seeded(tmp_path_factory):
+    with seeded_wine_server(tmp_path_factory) as server_and_wine:
+        yield server_and_wine
 
 
 @pytest.fixture(scope="module")
-def wine(mlflow_server):
-    return register_wine_versions(mlflow_server.url)
+def mlflow_server(seeded):
+    return seeded[0]
+
+
+@pytest.fixture(scope="module")
+def wine(seeded):
+    return seeded[1]
 
 
 @pytest.fixture
