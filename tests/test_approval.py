@@ -49,7 +49,9 @@ def _with_github(text: str) -> str:
 @pytest.fixture
 def pr_repo(tmp_path, registry) -> PromoRepo:  # noqa: F811
     """The starter config (prod: approval pull_request) on a bare remote standing for acme/platform."""
-    return make_repo(tmp_path, registry.url, edit_config=_with_github, prod_approval="pull_request")
+    # platform.tracking_uri is where reviewers open the model version (the PR body links it).
+    return make_repo(tmp_path, registry.url, prod_approval="pull_request",
+                     edit_config=lambda t: _with_github(t).replace("http://127.0.0.1:5000", registry.url))
 
 
 @pytest.fixture
@@ -66,12 +68,11 @@ def _env(repo: PromoRepo, github: GitHubStandIn, **extra: str) -> dict[str, str]
 
 def _heads(remote: Path) -> dict[str, str]:
     out = git(remote, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads")
-    return dict(reversed(line.split()) for line in out.splitlines())  # type: ignore[misc]
+    return dict(line.split() for line in out.splitlines())  # refname -> commit
 
 
 def _branch_sha(repo: PromoRepo, branch: str = PROD_BRANCH) -> str | None:
-    return {ref: sha for sha, ref in (ln.split() for ln in git(repo.remote, "for-each-ref",
-            "--format=%(objectname) %(refname)", "refs/heads").splitlines())}.get(f"refs/heads/{branch}")
+    return _heads(repo.remote).get(f"refs/heads/{branch}")
 
 
 def _wait(check, timeout: float, what: str):
