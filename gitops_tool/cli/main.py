@@ -314,14 +314,20 @@ for group in GROUPS:
 @click.option("--cluster", is_flag=True, help="Check them through the kubernetes client (kubeconfig or in-cluster).")
 @click.option("--for", "target", default="in-cluster", show_default=True,
               help="Which cluster of gitops.yaml (argocd.clusters) the context points at.")
+@click.option("--approval", is_flag=True, help="Who may deploy: the GitHub branch protection and MLflow auth "
+                                               "approval needs, checked through their APIs.")
 @context_option
 @kubeconfig_option
 @config_option
 @output_option
-def doctor(cluster: bool, target: str, context: str | None, kubeconfig: str | None, config_path: str | None,
-           output: str) -> None:
+@tracking_option
+def doctor(cluster: bool, target: str, approval: bool, context: str | None, kubeconfig: str | None,
+           config_path: str | None, output: str, tracking_uri: str | None) -> None:
     """What the clusters must provide (Argo CD, ingress-nginx, ESO or sealed-secrets, the Prometheus
-    Operator, KServe and its mode, cert-manager, their CRDs); --cluster checks one of them."""
+    Operator, KServe and its mode, cert-manager, their CRDs); --cluster checks one of them;
+    --approval checks GitHub's branch protection and the registry's auth."""
+    if approval:
+        _run(doctor_commands.approval(config=config_path, output=output, tracking_uri=tracking_uri))
     _run(doctor_commands.doctor(config=config_path, cluster=cluster, target=target, context=context,
                                 kubeconfig=kubeconfig, output=output))
 
