@@ -62,10 +62,25 @@ def _with_prod_cluster(text: str, prod_cluster: str) -> str:
     return text.replace(STARTER_PROD_CLUSTER, f"    prod: {prod_cluster}\n", 1)
 
 
+STARTER_PROD_APPROVAL = """\
+    # Who may deploy: every promotion into prod opens (or updates) a pull request a person must
+    # merge; branch protection enforces the review (`gitops-tool doctor` prints the settings).
+    # pull_request is the default for prod; dev and staging take promotions directly.
+    approval: pull_request
+"""
+DIRECT_PROD_APPROVAL = """\
+    # Promotions land on repo.branch without review: pull requests need a GitHub repository, and
+    # repo.url is not one. Set repo.github_repository and approval: pull_request to require review.
+    approval: direct
+"""
+
+
 def starter_text(*, repo_url: str | None = None, registry: str | None = None, domain: str | None = None,
-                 prod_cluster: str | None = None) -> str:
+                 prod_cluster: str | None = None, prod_approval: str | None = None) -> str:
     """The starter gitops.yaml with the given real values in place of its placeholders."""
     text = starter_config()
+    if prod_approval == "direct":
+        text = text.replace(STARTER_PROD_APPROVAL, DIRECT_PROD_APPROVAL, 1)
     if repo_url:
         text = text.replace(STARTER_REPO_URL, repo_url, 1)
     if registry:
@@ -88,9 +103,11 @@ def starter_text(*, repo_url: str | None = None, registry: str | None = None, do
 
 
 def init_project(directory: Path, *, repo_url: str | None = None, registry: str | None = None,
-                 domain: str | None = None, prod_cluster: str | None = None) -> GenerateResult:
+                 domain: str | None = None, prod_cluster: str | None = None,
+                 prod_approval: str | None = None) -> GenerateResult:
     """Write the starter gitops.yaml for the wine-classifier example and generate the tree."""
-    text = starter_text(repo_url=repo_url, registry=registry, domain=domain, prod_cluster=prod_cluster)
+    text = starter_text(repo_url=repo_url, registry=registry, domain=domain, prod_cluster=prod_cluster,
+                        prod_approval=prod_approval)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / CONFIG_FILE
     if target.exists():

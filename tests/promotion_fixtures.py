@@ -171,18 +171,27 @@ class PromoRepo:
 
 
 def make_repo(base: Path, uri: str | None, *, edit_config: Callable[[str], str] | None = None,
-              name: str = "platform") -> PromoRepo:
+              name: str = "platform", prod_approval: str = "direct") -> PromoRepo:
     """`init` a project whose repo.url is a new bare remote, (optionally edit gitops.yaml and regenerate),
-    then `git init`, commit everything and push main."""
+    then `git init`, commit everything and push main.
+
+    A bare remote on disk is no GitHub repository, so prod takes promotions directly unless a test asks
+    for ``prod_approval="pull_request"`` (and sets repo.github_repository through ``edit_config``)."""
     from gitops_tool.project import generate, init_project
 
     base.mkdir(parents=True, exist_ok=True)
     remote = init_bare_remote(base / f"{name}-remote.git")
     root = base / name
-    init_project(root, repo_url=str(remote))
-    if edit_config:
+    if prod_approval == "direct":
+        init_project(root, repo_url=str(remote), prod_approval="direct")
+    else:  # the starter's pull_request needs repo.github_repository: edit_config adds it, then generate
+        from gitops_tool.project import starter_text
+
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "gitops.yaml").write_text(starter_text(repo_url=str(remote)))
+    if edit_config or prod_approval != "direct":
         cfg = root / "gitops.yaml"
-        cfg.write_text(edit_config(cfg.read_text()))
+        cfg.write_text((edit_config or str)(cfg.read_text()))
         generate(cfg)
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")

@@ -213,7 +213,7 @@ def loop(mlflow_server, tmp_path_factory):
     env.pop("GITOPS_TOOL_WEBHOOK_SECRET", None)
     origin, checkout = base / "origin.git", base / "gitops"
     git("init", "--quiet", "--bare", "-b", "main", str(origin), cwd=base)
-    init = cli("init", str(checkout), "--repo-url", str(origin), cwd=base, env=env)
+    init = cli("init", str(checkout), "--repo-url", str(origin), "--prod-approval", "direct", cwd=base, env=env)
     assert init.returncode == 0, init.stderr
     config = checkout / "gitops.yaml"
     text = config.read_text()

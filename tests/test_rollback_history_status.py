@@ -203,7 +203,7 @@ class FakeGitHub:
 
 def test_pr_pushes_a_branch_and_opens_then_reuses_one_pull_request(repo, registry):
     """Stand-in: a loopback recorder plays the GitHub REST API (GITHUB_API_URL); the push is real."""
-    branch = f"gitops-tool/promote-dev-{WINE}"
+    branch = f"gitops-tool/promote/dev/{WINE}"
     main_before, head_before = repo.remote_head(), repo.head()
     with RecordingServer(FakeGitHub()) as gh:
         env = repo.env(GITHUB_API_URL=gh.url, GITHUB_TOKEN="t0ken", GITHUB_REPOSITORY="o/r")

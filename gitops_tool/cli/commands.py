@@ -14,11 +14,16 @@ def _config_path(path: str | None) -> Path:
 
 
 def init(directory: str, repo_url: str | None, *, registry: str | None = None, domain: str | None = None,
-         prod_cluster: str | None = None, output: str = "text") -> int:
+         prod_cluster: str | None = None, prod_approval: str | None = None, output: str = "text") -> int:
     from gitops_tool.project import init_project
 
-    result = init_project(Path(directory), repo_url=repo_url, registry=registry, domain=domain,
-                          prod_cluster=prod_cluster)
+    try:
+        result = init_project(Path(directory), repo_url=repo_url, registry=registry, domain=domain,
+                              prod_cluster=prod_cluster, prod_approval=prod_approval)
+    except GitopsError as exc:
+        if "repo.github_repository" in str(exc) and not exc.hint:
+            exc.hint = "or run init with --prod-approval direct (prod then takes promotions without review)"
+        raise
     if output == "json":
         out_json({"ok": True, "config": str(Path(directory) / "gitops.yaml"), "files": _actions_json(result.actions),
                   "next": f"cd {directory} && gitops-tool validate"})

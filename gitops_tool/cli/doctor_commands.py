@@ -25,6 +25,7 @@ def doctor(*, config: str | None, cluster: bool, target: str, context: str | Non
             for c in r.checks:
                 out(f"    - {c.describe()}")
         out("check them with: gitops-tool doctor --cluster [--for CLUSTER] [--context CTX]")
+        _approval_settings(cfg)
         return 0
     from gitops_tool.cluster.api import connect
 
@@ -39,3 +40,32 @@ def doctor(*, config: str | None, cluster: bool, target: str, context: str | Non
         missing = sum(1 for *_, p in results if p is not None)
         out(f"cluster {target}: {len(results) - missing} of {len(results)} checks ok")
     return 1 if any(p is not None for *_, p in results) else 0
+
+
+def _approval_settings(cfg) -> None:
+    from gitops_tool.promotion.approval_doctor import settings
+
+    out("\nwho may deploy (approval):")
+    for line in settings(cfg):
+        out(f"  {line}")
+    out("check them with: gitops-tool doctor --approval")
+
+
+def approval(*, config: str | None, output: str, tracking_uri: str | None) -> int:
+    from gitops_tool.cli.cluster_commands import _config
+    from gitops_tool.promotion.approval_doctor import check_github, check_registry_auth, settings
+    from gitops_tool.registry import resolve_tracking_uri
+
+    cfg = _config(config)
+    uri = resolve_tracking_uri(tracking_uri, cfg.mlflow.get("tracking_uri"))
+    findings = check_github(cfg) + check_registry_auth(uri)
+    if output == "json":
+        out(json.dumps({"settings": settings(cfg), "findings": [f.to_json() for f in findings]}, indent=2))
+    else:
+        for line in settings(cfg):
+            out(line)
+        out("")
+        for f in findings:
+            (err if f.status == "problem" else out)(f"{f.status.upper() if f.status == 'problem' else f.status:<8}"
+                                                    f"{f.what}: {f.detail}")
+    return 1 if any(f.status == "problem" for f in findings) else 0

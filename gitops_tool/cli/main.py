@@ -79,12 +79,15 @@ def cli() -> None:
 @click.option("--host", "domain", help="Domain for the MLflow host: mlflow.DOMAIN (default: an example.com placeholder).")
 @click.option("--prod-cluster", help="API server URL of the cluster prod serves on, as registered in Argo CD, or "
                                      "`in-cluster` to serve prod next to the platform (default: a placeholder).")
+@click.option("--prod-approval", type=click.Choice(["pull_request", "direct"]), default="pull_request",
+              show_default=True, help="How promotions reach prod: a reviewed GitHub pull request, or directly "
+                                      "(needed when --repo-url is not a GitHub repository).")
 @output_option
 def init(directory: str, repo_url: str | None, registry: str | None, domain: str | None, prod_cluster: str | None,
-         output: str) -> None:
+         prod_approval: str, output: str) -> None:
     """Write a starter gitops.yaml (wine-classifier example) and generate the tree."""
     _run(commands.init(directory, repo_url, registry=registry, domain=domain, prod_cluster=prod_cluster,
-                       output=output))
+                       prod_approval=prod_approval, output=output))
 
 
 @cli.command()
@@ -143,7 +146,9 @@ def _exclusive(**flags: bool) -> None:
 @click.option("--no-push", is_flag=True, help=NO_PUSH_HELP)
 @click.option("--dry-run", is_flag=True, help="Resolve, run the gates, edit and validate; then undo. No commit.")
 @click.option("--pr", is_flag=True, help="Push a branch and open (or reuse) a GitHub pull request.")
-@click.option("--force", is_flag=True, help="Promote over a hold placed by rollback.")
+@click.option("--direct", is_flag=True, help="Push to the branch even where the environment's approval is "
+                                             "pull_request (needs --force; the commit records the bypass).")
+@click.option("--force", is_flag=True, help="Promote over a hold placed by rollback; with --direct, bypass review.")
 @click.option("--repo-url", help="Work in a fresh shallow clone of this repository instead of the checkout.")
 @click.option("--branch", help="Branch to clone with --repo-url (default: main).")
 @click.option("--trigger", type=click.Choice(["manual", "workflow", "webhook", "reconcile"]), default="manual",
@@ -152,8 +157,8 @@ def _exclusive(**flags: bool) -> None:
 @config_option
 @output_option
 @tracking_option
-def promote(ref: str, env: str | None, image_tag: str | None, no_push: bool, dry_run: bool, pr: bool, force: bool,
-            repo_url: str | None, branch: str | None, trigger: str, delivery_id: str | None, config_path: str | None,
+def promote(ref: str, env: str | None, image_tag: str | None, no_push: bool, dry_run: bool, pr: bool, direct: bool,
+            force: bool, repo_url: str | None, branch: str | None, trigger: str, delivery_id: str | None, config_path: str | None,
             output: str, tracking_uri: str | None) -> None:
     """Promote REF (MODEL@ALIAS, MODEL/VERSION or models:/MODEL@ALIAS) with a Git commit."""
     from pathlib import Path
@@ -161,8 +166,9 @@ def promote(ref: str, env: str | None, image_tag: str | None, no_push: bool, dry
     from gitops_tool.promotion.model import PromotionRequest
 
     _exclusive(pr=pr, no_push=no_push, dry_run=dry_run)
+    _exclusive(pr=pr, direct=direct)
     req = PromotionRequest(ref=ref, env=env, image_tag=image_tag, push=not no_push, dry_run=dry_run, pr=pr,
-                           force=force, tracking_uri=tracking_uri, repo_url=repo_url, trigger=trigger,
+                           direct=direct, force=force, tracking_uri=tracking_uri, repo_url=repo_url, trigger=trigger,
                            delivery_id=delivery_id, config_path=Path(config_path) if config_path else None)
     _run(promotion_commands.promote(req, output=output, branch=branch))
 
@@ -308,14 +314,20 @@ for group in GROUPS:
 @click.option("--cluster", is_flag=True, help="Check them through the kubernetes client (kubeconfig or in-cluster).")
 @click.option("--for", "target", default="in-cluster", show_default=True,
               help="Which cluster of gitops.yaml (argocd.clusters) the context points at.")
+@click.option("--approval", is_flag=True, help="Who may deploy: the GitHub branch protection and MLflow auth "
+                                               "approval needs, checked through their APIs.")
 @context_option
 @kubeconfig_option
 @config_option
 @output_option
-def doctor(cluster: bool, target: str, context: str | None, kubeconfig: str | None, config_path: str | None,
-           output: str) -> None:
+@tracking_option
+def doctor(cluster: bool, target: str, approval: bool, context: str | None, kubeconfig: str | None,
+           config_path: str | None, output: str, tracking_uri: str | None) -> None:
     """What the clusters must provide (Argo CD, ingress-nginx, ESO or sealed-secrets, the Prometheus
-    Operator, KServe and its mode, cert-manager, their CRDs); --cluster checks one of them."""
+    Operator, KServe and its mode, cert-manager, their CRDs); --cluster checks one of them;
+    --approval checks GitHub's branch protection and the registry's auth."""
+    if approval:
+        _run(doctor_commands.approval(config=config_path, output=output, tracking_uri=tracking_uri))
     _run(doctor_commands.doctor(config=config_path, cluster=cluster, target=target, context=context,
                                 kubeconfig=kubeconfig, output=output))
 

@@ -113,6 +113,7 @@ def history(model: str, env: str | None, *, config: str | None, output: str) -> 
 
 
 def status(*, config: str | None, output: str, tracking_uri: str | None) -> int:
+    from gitops_tool.promotion.reviews import mark_pending_reviews
     from gitops_tool.promotion.status import collect
     from gitops_tool.promotion.workspace import open_workspace
     from gitops_tool.registry import RegistryClient, resolve_tracking_uri
@@ -121,9 +122,10 @@ def status(*, config: str | None, output: str, tracking_uri: str | None) -> int:
         uri = resolve_tracking_uri(tracking_uri, ws.cfg.mlflow.get("tracking_uri"))
         with RegistryClient(uri, retries=1, timeout=5) as client:
             rows, problem = collect(ws.cfg, client)
+        github_problem = mark_pending_reviews(ws.cfg, rows)
     if output == "json":
         out(json.dumps({"rows": [r.to_json() for r in rows], "registry_error": problem,
-                        "registry_reachable": problem is None}, indent=2))
+                        "registry_reachable": problem is None, "github_error": github_problem}, indent=2))
     else:
         out(f"registry of record: {ws.cfg.registry.label} ({uri})")
         if problem:  # unknown, not unset: `-` would read as "never set" and DRIFT as "no"
@@ -134,7 +136,9 @@ def status(*, config: str | None, output: str, tracking_uri: str | None) -> int:
             aliases = ", ".join(f"@{a}={v or unknown}" for a, v in r.aliases.items()) or "-"
             drift = "yes" if r.drift else ("unknown" if r.error else "no")
             out(f"{r.model:<18} {r.env:<10} {r.cluster:<12} {r.git_version or '-':>5}  {aliases:<28} {drift:<7} "
-                f"{r.hold or '-'}")
+                f"{r.hold or '-'}{f'  {r.review}' if r.review else ''}")
+        if github_problem:
+            err(f"GitHub: {github_problem}; which promotions wait for review is unknown")
         if problem:
             err(f"registry: {problem}")
         for model, error in sorted({(r.model, r.error) for r in rows if r.error and r.error != problem}):

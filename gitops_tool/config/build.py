@@ -15,6 +15,7 @@ from gitops_tool.config.model import (
     IN_CLUSTER_SERVER, PLATFORM_DIR, SCALE_TO_ZERO_MODES, Config, Destination, Environment, Model, ObjectStore,
     PlatformInstance, Serving,
 )
+from gitops_tool.config.approval import approval_of, github_repository
 from gitops_tool.config.model_checks import check_model
 from gitops_tool.config.sizing import check_memory
 from gitops_tool.errors import GitopsError
@@ -39,7 +40,7 @@ def build_config(raw: dict, *, source: str, root: Path, line_of: Callable[[list]
     instances = {name: _instance(name, spec, store, platform, clusters, where)
                  for name, spec in platform["instances"].items()}
     instances = _registry_of_record(instances, platform["instances"], where)
-    envs = {name: _environment(name, spec, clusters, where) for name, spec in raw["environments"].items()}
+    envs = {name: _environment(name, spec, clusters, where, raw["repo"]) for name, spec in raw["environments"].items()}
     models = {name: _model(name, spec, envs, where) for name, spec in (raw.get("models") or {}).items()}
     _unique_namespaces(instances, envs, where)
     registry = next(p for p in instances.values() if p.registry_of_record)
@@ -58,6 +59,7 @@ def build_config(raw: dict, *, source: str, root: Path, line_of: Callable[[list]
     return Config(
         source=source, root=root, project=raw["project"],
         repo_url=repo["url"], branch=repo.get("branch", "main"), remote=repo.get("remote", "origin"),
+        github_repository=github_repository(repo),
         argocd_namespace=argocd.get("namespace", "argocd"), clusters=clusters,
         ingress_namespace=network["ingress_namespace"], monitoring_namespace=network["monitoring_namespace"],
         network=network,
@@ -163,7 +165,7 @@ def _registry_of_record(instances: dict[str, PlatformInstance], raw: dict, where
     return instances
 
 
-def _environment(name: str, spec: dict, clusters: dict, where: Where) -> Environment:
+def _environment(name: str, spec: dict, clusters: dict, where: Where, repo: dict) -> Environment:
     path = ["environments", name]
     if name == PLATFORM_DIR:
         raise GitopsError(f"{where(path)}: the name {PLATFORM_DIR!r} is reserved for environments/{PLATFORM_DIR}/ "
@@ -178,9 +180,10 @@ def _environment(name: str, spec: dict, clusters: dict, where: Where) -> Environ
     if serving.min_replicas > serving.max_replicas:
         raise GitopsError(f"{where(path + ['serving', 'min_replicas'])}: min_replicas {serving.min_replicas} is "
                           f"greater than max_replicas {serving.max_replicas}")
+    production, approval = approval_of(name, spec, repo, where)
     return Environment(name=name, namespace=spec["namespace"], serving=serving,
                        cluster=_destination(spec.get("cluster", IN_CLUSTER), clusters, path + ["cluster"], where),
-                       secrets=_secrets(name, spec, path, where))
+                       secrets=_secrets(name, spec, path, where), production=production, approval=approval)
 
 
 def _unique_namespaces(instances: dict[str, PlatformInstance], envs: dict[str, Environment], where: Where) -> None:

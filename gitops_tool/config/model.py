@@ -122,6 +122,8 @@ class Environment:
     cluster: Destination
     serving: Serving = field(default_factory=Serving)
     secrets: dict = field(default_factory=lambda: dict(DEFAULT_SECRETS))
+    production: bool = False
+    approval: str = "direct"       # direct | pull_request (config/approval.py)
 
     def secret_method(self, secret: str) -> str:
         return self.secrets["overrides"].get(secret, self.secrets["method"])
@@ -176,6 +178,7 @@ class Config:
     tool: dict[str, Any] = field(default_factory=dict)
     # platform.edge: kind ingress-nginx | gateway-api (+ implementation, gateway, proxy_namespace)
     edge: dict[str, Any] = field(default_factory=lambda: {"kind": "ingress-nginx"})
+    github_repository: str | None = None  # owner/name: where pull_request environments open PRs
 
     @property
     def registry(self) -> PlatformInstance:

@@ -104,8 +104,10 @@ class Demo:
         self.origin = self.dir / "origin.git"
         self.repo = self.dir / "gitops"
         _git("init", "--quiet", "--bare", "-b", "main", str(self.origin), cwd=self.dir)
-        _cli(self.progress, "init", str(self.repo), "--repo-url", str(self.origin), cwd=self.dir, env=self.env,
-             show=False)
+        # The demo's origin is a bare repository on disk, not GitHub, so there is no pull request to open:
+        # prod takes promotions directly here (a real platform reviews them; see docs/approval.md).
+        _cli(self.progress, "init", str(self.repo), "--repo-url", str(self.origin), "--prod-approval", "direct",
+             cwd=self.dir, env=self.env, show=False)
         config = self.repo / "gitops.yaml"
         text = config.read_text().replace("http://127.0.0.1:5000", self.mlflow.url)
         # One alias, one environment, so the story stays short: no staging-first gate here.

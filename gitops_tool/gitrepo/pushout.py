@@ -7,6 +7,7 @@ import re
 from gitops_tool.errors import GitopsError
 
 from ._run import Result, clean_stderr, redact
+from .protection import protection_rule
 
 
 class PushRejected(GitopsError):
@@ -46,4 +47,8 @@ def check_push(result: Result, remote: str, branch: str) -> bool:
     hint = None
     if any("hook declined" in m["summary"] for m in rejected):
         hint = "a server-side hook refused the commit; its output is shown above"
+    if rule := protection_rule(stderr):
+        detail = f"refused by {rule}"
+        hint = ("the environment's promotions must go through pull requests (approval: pull_request), "
+                "or the pushing identity must be allowed to bypass the rule")
     raise GitopsError(f"{where} failed: {detail}\n{stderr}".rstrip(), retryable=False, hint=hint)

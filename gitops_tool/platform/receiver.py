@@ -30,6 +30,9 @@ def _env(cfg: Config) -> list[dict]:
             {"name": "GIT_CONFIG_KEY_0", "value": "credential.helper"},
             {"name": "GIT_CONFIG_VALUE_0", "value": CREDENTIAL_HELPER},
         ]
+        if any(e.approval == "pull_request" for e in cfg.environments.values()):
+            # approval: pull_request environments: the same GitHub token opens and updates the pull requests.
+            env.append(secret_env("GITHUB_TOKEN", "gitops-git-credentials", "token"))
     else:
         env.append(secret_env("GITHUB_TOKEN", "gitops-github-token", "token"))
     return env

@@ -111,7 +111,8 @@ cat promotion.json
 cat promotion.err >&2
 if [ "$code" -ne 0 ] && grep -qiE 'GH006|GH013|protected branch|rule violation' promotion.err; then
   echo "::error::branch protection refused the push to $BRANCH: let github-actions[bot] bypass the rule" \\
-    "(or use a deploy key or GitHub App token), or promote through pull requests with gitops-tool promote --pr"
+    "(or use a deploy key or GitHub App token), or promote through pull requests:" \\
+    "environments.$ENVIRONMENT.approval: pull_request in gitops.yaml (or gitops-tool promote --pr)"
 fi
 exit "$code"
 """

@@ -138,19 +138,28 @@ def _promote_job(cfg: Config, with_build: bool) -> dict:
             "group": "promote-${{ needs.plan.outputs.environment }}-${{ needs.plan.outputs.model }}",
             "cancel-in-progress": False,
         },
-        "permissions": {"contents": "write"},
+        "permissions": {"contents": "write", **_pr_permissions(cfg)},
         **container(cfg),
         "steps": [
             checkout(cfg, history=True),
             *install_tool(cfg),
             git_identity(),
             {"name": "gitops-tool promote",
-             "env": {**TOOL_ENV, "REF": "${{ needs.plan.outputs.ref }}", "BRANCH": cfg.branch,
+             "env": {**TOOL_ENV, **_pr_env(cfg), "REF": "${{ needs.plan.outputs.ref }}", "BRANCH": cfg.branch,
                      "ENVIRONMENT": "${{ needs.plan.outputs.environment }}",
                      "DELIVERY_ID": "${{ needs.plan.outputs.delivery_id }}", **built},
              "run": PROMOTE_SCRIPT},
         ],
     }
+
+
+def _pr_permissions(cfg: Config) -> dict:
+    """approval: pull_request environments: the job opens and updates their pull requests."""
+    return {"pull-requests": "write"} if any(e.approval == "pull_request" for e in cfg.environments.values()) else {}
+
+
+def _pr_env(cfg: Config) -> dict:
+    return {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"} if _pr_permissions(cfg) else {}
 
 
 def promote_workflow(cfg: Config) -> dict:

@@ -15,10 +15,12 @@ from gitops_tool.errors import GitopsError
 from gitops_tool.gitrepo import CommitPlan, GitRepo, commit_and_push
 from gitops_tool.kustomize.release import ReleaseEdit, ReleaseState, read_release
 from gitops_tool.promotion import commits
+from gitops_tool.promotion.approval import Route, route
 from gitops_tool.promotion.change import PUSH_ATTEMPTS
 from gitops_tool.promotion.gates import run_gates
 from gitops_tool.promotion.model import PromotionRequest, PromotionResult
 from gitops_tool.promotion.overlay_edit import apply_edit, schema_dir_from_env, validate_env
+from gitops_tool.promotion.provenance import provenance
 from gitops_tool.promotion.resolve import Target, resolve
 from gitops_tool.promotion.steps import Steps
 from gitops_tool.promotion.workspace import Workspace, open_workspace
@@ -57,6 +59,7 @@ class _Promotion:
         self.target: Target | None = None
         self.current: ReleaseState | None = None
         self.attempt = 0
+        self.route = Route(pull_request=False)
 
     def run(self) -> PromotionResult:
         with self.steps.run("resolve") as step:
@@ -64,12 +67,13 @@ class _Promotion:
             step.detail = f"{self.target.model.name} version {self.target.version.version} -> {self.target.env}"
         self.result = PromotionResult(env=self.target.env, model=self.target.model.name, alias=None,
                                       from_version=None, to_version="", image=None, steps=self.steps.items)
+        self.route = route(self.ws.cfg, self.target.env, self.req)  # approval: direct | pull_request
         reason = self._decide(record=True)
         if reason:
             return self._skipped(reason)
         if self.req.dry_run:
             return self._dry_run()
-        if self.req.pr:
+        if self.route.pull_request and self.req.push:
             from gitops_tool.promotion.pull_request import open_pull_request
 
             return open_pull_request(self.ws, self.req, self.target, self.result, self.steps, self.apply)
@@ -160,7 +164,7 @@ class _Promotion:
             model=target.model.name, env=target.env, version=version.version, previous=previous,
             alias=target.ref.alias, run_id=version.run_id, image=target.image_text,
             storage_uri=target.storage_uri, trigger=req.trigger, delivery_id=delivery,
-        )
+        ) | provenance(req, version) | self.route.trailers
 
     def _dry_run(self) -> PromotionResult:
         release_dir = self.ws.cfg.env_dir(self.target.env) / "release"

@@ -17,6 +17,7 @@ class PromotionRequest:
     push: bool = True
     dry_run: bool = False
     pr: bool = False
+    direct: bool = False               # push past approval: pull_request (refused without force)
     force: bool = False                # promote over a hold (manual only)
     tracking_uri: str | None = None
     repo_url: str | None = None        # work in a fresh shallow clone of this URL
@@ -24,6 +25,7 @@ class PromotionRequest:
     trigger: str = "manual"
     delivery_id: str | None = None     # webhook delivery, recorded as a trailer
     event_version: str | None = None   # the version that delivery named (the alias may have moved since)
+    delivered_at: float | None = None  # X-MLflow-Timestamp of that delivery (seconds since the epoch)
 
 
 @dataclass

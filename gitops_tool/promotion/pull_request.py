@@ -1,117 +1,127 @@
-"""`promote --pr`: push the promotion to its own branch and open (or reuse) a GitHub pull request.
+"""A promotion as a pull request: one branch and one open PR per (model, environment).
 
-Talks to the GitHub REST API (`GITHUB_API_URL`, default https://api.github.com) with `GITHUB_TOKEN`.
+Used for every promotion into an `approval: pull_request` environment, whatever the trigger, and
+for `promote --pr` anywhere. The order keeps failures clean:
+
+1. ask GitHub for the open PR of the branch first: an unreachable API fails (retryably) before anything
+   is pushed;
+2. build the commit on the remote's tip; when the branch already holds exactly this change on this tip,
+   push nothing (a reconcile every 5 minutes must not dismiss a reviewer's approval by force-pushing
+   the same change again);
+3. force-push the branch (it belongs to this model and environment: the newest alias state wins);
+4. create the PR, or update its title and body; if that fails, put the branch back as it was
+   (deleted, or its previous commit) so nothing is left behind.
+
+The base branch only moves when a person merges the PR.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from typing import Callable
 
 from gitops_tool.errors import GitopsError
 from gitops_tool.gitrepo import CommitPlan, GitRepo, commit_and_push
+from gitops_tool.promotion.github_api import GitHub, repo_slug
 from gitops_tool.promotion.model import PromotionRequest, PromotionResult
 from gitops_tool.promotion.resolve import Target
+from gitops_tool.promotion.review_body import pr_body, pr_title
 from gitops_tool.promotion.steps import Steps
 from gitops_tool.promotion.workspace import Workspace
 
-_GITHUB_URL = re.compile(r"github\.com[:/](?P<slug>[^/]+/[^/]+?)(?:\.git)?/?$")
-
-
-def repo_slug(repo_url: str) -> str:
-    if slug := os.environ.get("GITHUB_REPOSITORY"):
-        return slug
-    if match := _GITHUB_URL.search(repo_url):
-        return match["slug"]
-    raise GitopsError(f"cannot tell the GitHub owner/repo from repo.url {repo_url!r}",
-                      hint="set GITHUB_REPOSITORY=owner/name")
+BRANCH_PREFIX = "gitops-tool/promote"
 
 
 def pr_branch(env: str, model: str) -> str:
-    return f"gitops-tool/promote-{env}-{model}"
+    return f"{BRANCH_PREFIX}/{env}/{model}"
 
 
 def open_pull_request(ws: Workspace, req: PromotionRequest, target: Target, result: PromotionResult,
                       steps: Steps, apply: Callable[[GitRepo], CommitPlan | None]) -> PromotionResult:
     token = os.environ.get("GITHUB_TOKEN")
     if not token:
-        raise GitopsError("--pr needs a GitHub token in GITHUB_TOKEN; nothing committed")
-    slug = repo_slug(ws.cfg.repo_url)
+        raise GitopsError(f"promotions into {target.env} go through a pull request, which needs a GitHub token in "
+                          f"GITHUB_TOKEN; nothing committed or pushed")
+    github = GitHub(repo_slug(ws.cfg), token)
     branch = pr_branch(target.env, target.model.name)
+    try:
+        return _open(ws, req, target, result, steps, apply, github, branch)
+    finally:  # the private ref shares the checkout's ref store in checkout mode: leave nothing there
+        ws.repo._git("update-ref", "-d", _before_ref(branch))
+
+
+def _before_ref(branch: str) -> str:
+    return f"refs/gitops-tool/pr-before/{branch}"
+
+
+def _open(ws: Workspace, req: PromotionRequest, target: Target, result: PromotionResult, steps: Steps,
+          apply: Callable[[GitRepo], CommitPlan | None], github: GitHub, branch: str) -> PromotionResult:
+    with steps.run("find pull request") as step:
+        existing = github.open_pull(branch)  # unreachable: retryable, and nothing was pushed
+        step.detail = existing["html_url"] if existing else f"none open for {branch}"
     orig = ws.repo.head_sha()
     with steps.run("commit+push branch") as step:
         local = commit_and_push(ws.repo, remote=ws.remote, branch=ws.branch, apply=apply, push=False)
         if local.commit is None:
-            result.skipped = result.skipped or local.skipped
-            step.status, step.detail = "skipped", result.skipped or ""
+            result.skipped = result.skipped or local.skipped or "no change"
+            step.status, step.detail = "skipped", result.skipped
             return result
-        existed = _remote_has(ws.repo, ws.remote, branch)
         try:
-            # Force: the branch belongs to this model and environment; a newer promotion replaces it.
-            ws.repo.push(ws.remote, branch, refspec=f"+HEAD:refs/heads/{branch}")
+            old = _fetch_branch(ws, branch)
+            if existing and old and _same_change(ws.repo, old, local.commit):
+                result.commit, result.pushed = old, False
+                step.status, step.detail = "skipped", f"{branch} already holds this change on {orig[:12]}"
+            else:
+                ws.repo.push(ws.remote, branch, refspec=f"+HEAD:refs/heads/{branch}")
+                result.commit, result.pushed = local.commit, True
+                step.detail = f"{local.commit[:12]} on {branch}"
         finally:
             ws.repo.reset_to(orig, mode="--hard")  # the base branch only moves when the PR merges
-        result.commit, result.pushed = local.commit, True
-        step.detail = f"{local.commit[:12]} on {branch}"
     with steps.run("pull request") as step:
-        title = f"promote({target.env}): {target.model.name} {result.from_version or 'none'} -> {result.to_version}"
+        title, body = pr_title(result), pr_body(ws.cfg, ws.repo, result, req, steps)
         try:
-            result.pull_request = _create_or_reuse(slug, branch, ws.branch, title, _body(result), token)
+            pull = (github.update_pull(existing["number"], title, body) if existing
+                    else github.create_pull(branch, ws.branch, title, body))
         except GitopsError as exc:
-            raise GitopsError(f"{exc}; {_left_behind(ws, branch, existed)}", retryable=exc.retryable) from None
-        step.detail = result.pull_request
+            left = _put_back(ws, branch, old if result.pushed else None, result.pushed)
+            raise GitopsError(f"{exc}; {left}", retryable=exc.retryable) from None
+        result.pull_request = pull.get("html_url") or (existing or {}).get("html_url")
+        step.detail = f"{'updated' if existing else 'opened'} {result.pull_request}"
     return result
 
 
-def _remote_has(repo: GitRepo, remote: str, branch: str) -> bool:
-    res = repo._git("ls-remote", "--heads", remote, f"refs/heads/{branch}")
-    return bool(res.ok and res.out.strip())
+def _fetch_branch(ws: Workspace, branch: str) -> str | None:
+    """The branch's commit on the remote, fetched so it can be compared and put back; None if absent."""
+    ref = _before_ref(branch)
+    args = ["fetch", "--quiet", *(["--depth=1"] if ws.cloned else []), ws.remote, f"+refs/heads/{branch}:{ref}"]
+    res = ws.repo._git(*args)
+    if not res.ok:
+        if "couldn't find remote ref" in res.err or "could not find remote ref" in res.err.lower():
+            return None
+        raise GitopsError(f"fetching {branch} from remote {ws.remote!r} failed: {res.err.strip()}")
+    return ws.repo._git("rev-parse", ref).out.strip() or None
 
 
-def _left_behind(ws: Workspace, branch: str, existed: bool) -> str:
-    """After the PR call failed: take back a branch we created, say plainly what is on the remote."""
-    if existed:
-        return (f"branch {branch} on remote {ws.remote!r} already existed and now holds this commit "
-                f"(no pull request was opened or updated)")
+def _same_change(repo: GitRepo, old: str, new: str) -> bool:
+    """Same parent (the same tip of the base branch) and the same tree: the same promotion."""
+    def parent_and_tree(sha: str) -> tuple[str, str]:
+        lines = repo._git("cat-file", "-p", sha).out.splitlines()
+        tree = next((ln.split()[1] for ln in lines if ln.startswith("tree ")), "")
+        parent = next((ln.split()[1] for ln in lines if ln.startswith("parent ")), "")
+        return parent, tree
+
+    return parent_and_tree(old) == parent_and_tree(new)
+
+
+def _put_back(ws: Workspace, branch: str, old: str | None, pushed: bool) -> str:
+    """After the PR call failed: restore the branch as it was before, and say plainly what is on the remote."""
+    if not pushed:
+        return f"branch {branch} on remote {ws.remote!r} was not changed"
+    spec = f"+{old}:refs/heads/{branch}" if old else f":refs/heads/{branch}"
     try:
-        ws.repo.push(ws.remote, branch, refspec=f":refs/heads/{branch}")
+        ws.repo.push(ws.remote, branch, refspec=spec)
     except GitopsError as exc:
-        return f"branch {branch} was pushed to remote {ws.remote!r} and could not be deleted again: {exc}"
+        return f"branch {branch} was pushed to remote {ws.remote!r} and could not be put back: {exc}"
+    if old:
+        return f"branch {branch} was pushed and put back at {old[:12]}; its pull request did not change"
     return f"branch {branch} was pushed and deleted again; nothing is left on remote {ws.remote!r}"
-
-
-def _body(result: PromotionResult) -> str:
-    return (f"Promotes **{result.model}** in **{result.env}** from version {result.from_version or 'none'} "
-            f"to **{result.to_version}**{f' (@{result.alias})' if result.alias else ''}.\n\n"
-            f"Image: `{result.image}`\n\nOpened by gitops-tool.")
-
-
-def _create_or_reuse(slug: str, head: str, base: str, title: str, body: str, token: str) -> str:
-    import requests
-
-    api = os.environ.get("GITHUB_API_URL", "https://api.github.com").rstrip("/")
-    session = requests.Session()
-    session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
-                            "X-GitHub-Api-Version": "2022-11-28"})
-    owner = slug.split("/")[0]
-    try:
-        found = session.get(f"{api}/repos/{slug}/pulls", params={"state": "open", "head": f"{owner}:{head}"},
-                            timeout=15)
-        _check(found, slug)
-        if found.json():
-            pr = found.json()[0]
-            session.patch(f"{api}/repos/{slug}/pulls/{pr['number']}", json={"title": title, "body": body}, timeout=15)
-            return pr["html_url"]
-        created = session.post(f"{api}/repos/{slug}/pulls",
-                               json={"title": title, "head": head, "base": base, "body": body}, timeout=15)
-        _check(created, slug)
-        return created.json()["html_url"]
-    except requests.RequestException as exc:
-        raise GitopsError(f"GitHub API at {api} unreachable for {slug}: {exc}", retryable=True) from None
-
-
-def _check(resp, slug: str) -> None:
-    if resp.status_code >= 400:
-        raise GitopsError(f"GitHub API {resp.request.method} {resp.url} for {slug}: HTTP {resp.status_code} "
-                          f"{resp.text[:300]}", retryable=resp.status_code >= 500)

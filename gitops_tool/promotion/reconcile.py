@@ -82,6 +82,9 @@ def _promote(ws, item: ReconcileItem, uri: str, push: bool, dry_run: bool) -> bo
         item.action, item.detail = "failed", str(exc).splitlines()[0]
         return False
     move = f"{result.from_version or 'none'} -> {result.to_version}"
+    if result.pull_request:  # approval: pull_request: opened or updated, lands when a person merges it
+        item.action, item.commit, item.detail = "pull-request", result.commit, f"{move}; {result.pull_request}"
+        return False
     if result.commit:
         item.action, item.commit, item.detail = "promoted", result.commit, move
     elif dry_run and result.skipped == "dry run":

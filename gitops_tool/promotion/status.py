@@ -20,6 +20,7 @@ class EnvStatus:
     aliases: dict[str, str | None] = field(default_factory=dict)  # mapped alias -> registry version
     drift: list[str] = field(default_factory=list)                # aliases whose version is not deployed
     error: str | None = None                                      # the registry could not answer for this model
+    review: str | None = None                                     # an open pull request (promotion/reviews.py)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -54,6 +54,7 @@ class ModelVersion:
     aliases: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     creation_timestamp: int | None = None
+    user_id: str | None = None         # who created the version (set only when the registry runs with auth)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelVersion:
@@ -67,6 +68,7 @@ class ModelVersion:
             aliases=list(data.get("aliases", [])),
             tags={t["key"]: t.get("value", "") for t in data.get("tags", [])},
             creation_timestamp=int(created) if created is not None else None,
+            user_id=data.get("user_id") or None,
         )
 
 

@@ -53,10 +53,13 @@ def promote_handler(settings: ReceiverSettings) -> Handler:
 
         result = promote(PromotionRequest(
             ref=f"{job.model}@{job.alias}", repo_url=settings.repo_url, trigger="webhook",
-            delivery_id=job.delivery_id, event_version=job.version, tracking_uri=settings.tracking_uri),
-            branch=settings.branch)
+            delivery_id=job.delivery_id, event_version=job.version, tracking_uri=settings.tracking_uri,
+            delivered_at=job.event_timestamp), branch=settings.branch)
         if result.skipped or not result.commit:
             return Outcome("skipped", result.skipped or "no commit")
+        if result.pull_request:  # approval: pull_request: nothing landed on the branch
+            return Outcome("committed", f"{result.model} {result.from_version} -> {result.to_version} in pull "
+                                        f"request {result.pull_request}", commit=result.commit)
         return Outcome("committed", f"{result.model} {result.from_version} -> {result.to_version}",
                        commit=result.commit)
 

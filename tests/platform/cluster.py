@@ -262,7 +262,7 @@ def make_project(root: Path, remote: Path) -> Path:
     from gitops_tool.project import generate, init_project
 
     project = root / "gitops"
-    init_project(project)
+    init_project(project, prod_approval="direct")  # a file:// remote is no GitHub repository to open PRs in
     config = project / "gitops.yaml"
     text = config.read_text().replace("https://github.com/example-org/mlflow-gitops.git", f"file://{remote}")
     config.write_text(text)

@@ -1,0 +1,28 @@
+"""Who moved the alias: what can be known of it, for the commit's trailers and the pull request.
+
+MLflow's webhook payload names the model, alias and version, not the person who moved the alias. So
+a promotion records what is known instead: the delivery id and time (from the webhook's headers),
+and from the registry the model version's creator (`user_id`, empty unless the registry runs with
+auth) and its run. It says plainly that the actor is not known.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from gitops_tool.promotion.model import PromotionRequest
+from gitops_tool.registry import ModelVersion
+
+ACTOR_UNKNOWN = "not known (MLflow webhooks do not send it)"
+AUTOMATIC = ("webhook", "reconcile", "workflow")
+
+
+def provenance(req: PromotionRequest, version: ModelVersion) -> dict[str, str]:
+    """Trailers: Delivered-At, Version-Created-By and, for automatic triggers, Alias-Moved-By."""
+    out: dict[str, str] = {}
+    if req.delivered_at:
+        out["Delivered-At"] = datetime.fromtimestamp(req.delivered_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    out["Version-Created-By"] = version.user_id or "not recorded by the registry"
+    if req.trigger in AUTOMATIC:
+        out["Alias-Moved-By"] = ACTOR_UNKNOWN
+    return out
