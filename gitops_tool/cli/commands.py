@@ -90,7 +90,7 @@ def validate(config_path: str | None, envs: list[str], schema_dir: str | None, *
         dirs["argocd"] = cfg.root / "argocd"
     findings = placeholder_findings(cfg)
     findings += validate_all(dirs, schema_dir=Path(schema_dir) if schema_dir else None)
-    findings += _secret_findings(cfg, names)
+    findings += _secret_findings(cfg, names, scoped=bool(envs))
     count = {s: sum(f.severity == s for f in findings) for s in ("error", UNCHECKED, WARNING)}
     failed = bool(count["error"]) or (bool(count[UNCHECKED]) and not allow_unchecked) or (
         strict and bool(count[WARNING]))
@@ -111,8 +111,10 @@ def validate(config_path: str | None, envs: list[str], schema_dir: str | None, *
     return 1 if failed else 0
 
 
-def _secret_findings(cfg, envs: list[str]) -> list:
-    """Sealed Secrets that the config expects but nobody sealed yet, and secret-shaped text in the tree."""
+def _secret_findings(cfg, envs: list[str], *, scoped: bool = False) -> list:
+    """Sealed Secrets that the config expects but nobody sealed yet, and secret-shaped text in the tree.
+
+    ``scoped`` (validate ENV...): only what those overlays read, their folders, base/ and gitops.yaml."""
     from gitops_tool.secrets.project import missing_sealed
     from gitops_tool.validate import Finding, scan_tree
 
@@ -120,5 +122,12 @@ def _secret_findings(cfg, envs: list[str]) -> list:
                         f"missing: run `gitops-tool secrets seal --env {env} --name {name} --cert CERT.pem`")
                 for env, name in missing_sealed(cfg) if env in envs]
     findings += [Finding("tree", "File", hit.source, f"line {hit.line}", f"{hit.rule}: {hit.excerpt}")
-                 for hit in scan_tree(cfg.root)]
+                 for hit in scan_tree(cfg.root, _scan_scope(cfg, envs) if scoped else None)]
     return findings
+
+
+def _scan_scope(cfg, envs: list[str]) -> list[str]:
+    config = Path(cfg.source).resolve()
+    scope = [cfg.target(name).rel_dir for name in envs] + ["base"]
+    return scope + ([config.relative_to(cfg.root.resolve()).as_posix()] if config.is_relative_to(cfg.root.resolve())
+                    else [])

@@ -156,15 +156,17 @@ def _needs_quotes(value: str) -> bool:
 
 def read_release(env_dir: Path) -> dict[str, ReleaseState]:
     """What the environment serves, per model: version, image or storageUri, and any hold."""
+    from gitops_tool.kustomize.release_read import load_release_file as load
+
     path = release_path(env_dir)
-    doc = _load(path)
-    images = {str(i.get("name")): i for i in _list(doc, "images", path) if isinstance(i, dict)}
+    doc = load(path)
+    images = {str(i.get("name")): i for i in _read_list(doc, "images", path) if isinstance(i, dict)}
     states = {}
-    for entry in _list(doc, "patches", path):
+    for entry in _read_list(doc, "patches", path):
         model = Path(str(entry.get("path", ""))).stem if isinstance(entry, dict) else ""
         if not model:
             continue
-        patch = _load(patch_path(env_dir, model))
+        patch = load(patch_path(env_dir, model))
         annotations = (patch.get("metadata") or {}).get("annotations") or {}
         storage = (((patch.get("spec") or {}).get("predictor") or {}).get("model") or {}).get("storageUri")
         image = images.get(model)
@@ -178,6 +180,13 @@ def read_release(env_dir: Path) -> dict[str, ReleaseState]:
             written=_str(annotations.get(ARTIFACT_ANNOTATION)),
         )
     return states
+
+
+def _read_list(doc: dict, key: str, path: Path) -> list:
+    value = doc.get(key)
+    if value is not None and not isinstance(value, list):
+        raise GitopsError(f"{path}: corrupted: {key} must be a list")
+    return value or []
 
 
 def _chain(value: Any, path: Path) -> tuple[Deployed, ...]:

@@ -43,7 +43,15 @@ def schema_dir_from_env() -> Path | None:
 
 
 def validate_env(env: str, env_dir: Path, schema_dir: Path | None) -> None:
-    """The same checks as `gitops-tool validate ENV`; only errors block (unchecked CRDs are reported there)."""
+    """The same checks as `gitops-tool validate ENV`; only errors block (unchecked CRDs are reported there).
+
+    Skipped when the validated-render cache knows these inputs, release values aside (kustomize.render_cache)."""
+    from gitops_tool.kustomize import render_cache
+    from gitops_tool.validate.kube_schemas import K8S_VERSION
+
+    key = render_cache.render_key(env, env_dir, schema_dir, K8S_VERSION)
+    if key is not None and render_cache.is_validated(key):
+        return
     from gitops_tool.kustomize.render import render
     from gitops_tool.validate import validate_environment
 
@@ -52,3 +60,5 @@ def validate_env(env: str, env_dir: Path, schema_dir: Path | None) -> None:
     if findings:
         lines = "\n  ".join(str(f) for f in findings[:20])
         raise GitopsError(f"environment {env} does not validate after the edit; nothing committed:\n  {lines}")
+    if key is not None:
+        render_cache.record_validated(key, env)

@@ -33,6 +33,7 @@ def collect(cfg: Config, client=None) -> tuple[list[EnvStatus], str | None]:
     A model the registry cannot answer for gets `error` on its rows; the other models are unaffected.
     A model the registry does not have (never registered) is that model's error, not the registry's."""
     rows, problem = [], None
+    released: dict[str, dict] = {}  # env -> its release state, read once (linear in release files)
     for model in cfg.models.values():
         registry, error = {}, None
         if client is not None:
@@ -45,7 +46,9 @@ def collect(cfg: Config, client=None) -> tuple[list[EnvStatus], str | None]:
         for env in cfg.environments:
             if not cfg.environments[env].may_serve(model.name):
                 continue
-            state = read_release(cfg.env_dir(env)).get(model.name)
+            if env not in released:
+                released[env] = read_release(cfg.env_dir(env))
+            state = released[env].get(model.name)
             row = EnvStatus(model.name, env, state.version if state else None, state and (state.image or
                             state.storage_uri), state.hold if state else None, error=error,
                             cluster=cfg.environments[env].cluster.name)

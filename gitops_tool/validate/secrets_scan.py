@@ -122,19 +122,25 @@ def scan_text(text: str, source: str) -> list[SecretHit]:
     return sorted(hits, key=lambda h: (h.line, h.rule))
 
 
-def _tracked_files(root: Path) -> list[Path]:
+def _tracked_files(root: Path, paths: list[str] | None = None) -> list[Path]:
     try:
-        proc = subprocess.run(["git", "-C", str(root), "ls-files", "-z"], capture_output=True, check=True, timeout=60)
+        proc = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--", *(paths or [])],
+                              capture_output=True, check=True, timeout=60)
         return [root / name for name in proc.stdout.decode().split("\0") if name]
     except (OSError, subprocess.SubprocessError):
-        return [p for p in root.rglob("*") if p.is_file() and not _SKIP_DIRS & set(p.relative_to(root).parts)]
+        tops = [root / p for p in paths] if paths else [root]
+        found = [t for t in tops if t.is_file()]
+        found += [p for t in tops if t.is_dir() for p in t.rglob("*") if p.is_file()]
+        return [p for p in found if not _SKIP_DIRS & set(p.relative_to(root).parts)]
 
 
-def scan_tree(root: Path) -> list[SecretHit]:
-    """Scan tracked text files (git ls-files in a repo, else a walk); binaries are skipped."""
+def scan_tree(root: Path, paths: list[str] | None = None) -> list[SecretHit]:
+    """Scan tracked text files (git ls-files in a repo, else a walk); binaries are skipped.
+
+    ``paths`` (relative to root) limits the scan to those files and folders, e.g. what one overlay reads."""
     root = Path(root)
     hits: list[SecretHit] = []
-    for path in sorted(_tracked_files(root)):
+    for path in sorted(set(_tracked_files(root, paths))):
         try:
             if path.is_symlink() or not path.is_file() or path.stat().st_size > _MAX_FILE_BYTES:
                 continue
