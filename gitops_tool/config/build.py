@@ -15,6 +15,7 @@ from gitops_tool.config.model import (
     IN_CLUSTER_SERVER, PLATFORM_DIR, SCALE_TO_ZERO_MODES, Config, Destination, Environment, Model, ObjectStore,
     PlatformInstance, Serving,
 )
+from gitops_tool.config import stage_checks
 from gitops_tool.config.model_checks import check_model
 from gitops_tool.config.sizing import check_memory
 from gitops_tool.errors import GitopsError
@@ -180,7 +181,9 @@ def _environment(name: str, spec: dict, clusters: dict, where: Where) -> Environ
                           f"greater than max_replicas {serving.max_replicas}")
     return Environment(name=name, namespace=spec["namespace"], serving=serving,
                        cluster=_destination(spec.get("cluster", IN_CLUSTER), clusters, path + ["cluster"], where),
-                       secrets=_secrets(name, spec, path, where))
+                       secrets=_secrets(name, spec, path, where),
+                       soak_seconds=stage_checks.soak_seconds(spec, path, where),
+                       verify=stage_checks.verify(spec, path, where))
 
 
 def _unique_namespaces(instances: dict[str, PlatformInstance], envs: dict[str, Environment], where: Where) -> None:

@@ -122,6 +122,8 @@ class Environment:
     cluster: Destination
     serving: Serving = field(default_factory=Serving)
     secrets: dict = field(default_factory=lambda: dict(DEFAULT_SECRETS))
+    soak_seconds: int | None = None     # how long a version serves here before the next stage takes it
+    verify: Any = None                  # config.stage_checks.Verify: PromQL checks over this environment
 
     def secret_method(self, secret: str) -> str:
         return self.secrets["overrides"].get(secret, self.secrets["method"])
