@@ -128,7 +128,7 @@ def status(*, config: str | None, output: str, tracking_uri: str | None) -> int:
         out(f"registry of record: {ws.cfg.registry.label} ({uri})")
         if problem:  # unknown, not unset: `-` would read as "never set" and DRIFT as "no"
             out(f"registry unreachable ({uri}): {problem}")
-        out(f"{'MODEL':<18} {'ENV':<10} {'CLUSTER':<12} {'GIT':>5}  {'REGISTRY ALIASES':<28} {'DRIFT':<7} HOLD / CANARY")
+        out(f"{'MODEL':<18} {'ENV':<10} {'CLUSTER':<12} {'GIT':>5}  {'REGISTRY ALIASES':<28} {'DRIFT':<7} HOLD/CANARY")
         for r in rows:
             unknown = "?" if r.error else "-"  # unknown, not unset, where the registry could not answer
             aliases = ", ".join(f"@{a}={v or unknown}" for a, v in r.aliases.items()) or "-"
