@@ -152,7 +152,7 @@ def test_status_shows_git_version_aliases_drift_and_holds(dev_at_v2, registry):
 
     lines = _ok(repo.cli("status")).stdout.splitlines()
     assert lines[0].startswith("registry of record: platform/main (")
-    assert lines[1].split() == ["MODEL", "ENV", "CLUSTER", "GIT", "REGISTRY", "ALIASES", "DRIFT", "HOLD"]
+    assert lines[1].split() == ["MODEL", "ENV", "CLUSTER", "GIT", "REGISTRY", "ALIASES", "DRIFT", "HOLD/CANARY"]
     dev = next(line for line in lines if line.split()[:2] == [WINE, "dev"])
     assert next(line for line in lines if line.split()[:2] == [WINE, "prod"]).split()[2] == "prod"
     assert f"@candidate={v2}" in dev and " yes " in dev and f"rollback from {v2} to {v1}" in dev

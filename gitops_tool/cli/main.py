@@ -8,7 +8,9 @@ import sys
 import click
 
 from gitops_tool import __version__
-from gitops_tool.cli import cluster_commands, commands, doctor_commands, promotion_commands, webhook_commands
+from gitops_tool.cli import (
+    canary_commands, cluster_commands, commands, doctor_commands, promotion_commands, webhook_commands,
+)
 from gitops_tool.cli.group_commands import GROUPS
 from gitops_tool.cli.options import OUTPUT, config_option, output_option, tracking_option
 from gitops_tool.cli.options import exit_with as _run
@@ -154,12 +156,14 @@ def _exclusive(**flags: bool) -> None:
 @click.option("--trigger", type=click.Choice(["manual", "workflow", "webhook", "reconcile"]), default="manual",
               help="Recorded in the commit's Trigger: trailer; automatic triggers skip holds.")
 @click.option("--delivery-id", help="Webhook delivery that asked for this promotion (the Delivery-Id: trailer).")
+@canary_commands.options
 @config_option
 @output_option
 @tracking_option
 def promote(ref: str, env: str | None, image_tag: str | None, no_push: bool, dry_run: bool, pr: bool, direct: bool,
-            force: bool, repo_url: str | None, branch: str | None, trigger: str, delivery_id: str | None, config_path: str | None,
-            output: str, tracking_uri: str | None) -> None:
+            force: bool, repo_url: str | None, branch: str | None, trigger: str, delivery_id: str | None,
+            config_path: str | None, output: str, tracking_uri: str | None, canary: int | None, complete: bool,
+            abort: bool, reason: str | None) -> None:
     """Promote REF (MODEL@ALIAS, MODEL/VERSION or models:/MODEL@ALIAS) with a Git commit."""
     from pathlib import Path
 
@@ -167,9 +171,14 @@ def promote(ref: str, env: str | None, image_tag: str | None, no_push: bool, dry
 
     _exclusive(pr=pr, no_push=no_push, dry_run=dry_run)
     _exclusive(pr=pr, direct=direct)
+    _exclusive(canary=canary is not None, complete=complete, abort=abort)
+    if complete or abort:
+        _run(canary_commands.finish(ref, env, complete=complete, config=config_path, push=not no_push,
+                                    dry_run=dry_run, output=output, tracking_uri=tracking_uri, reason=reason))
     req = PromotionRequest(ref=ref, env=env, image_tag=image_tag, push=not no_push, dry_run=dry_run, pr=pr,
                            direct=direct, force=force, tracking_uri=tracking_uri, repo_url=repo_url, trigger=trigger,
-                           delivery_id=delivery_id, config_path=Path(config_path) if config_path else None)
+                           delivery_id=delivery_id, config_path=Path(config_path) if config_path else None,
+                           canary=canary, reason=reason)
     _run(promotion_commands.promote(req, output=output, branch=branch))
 
 

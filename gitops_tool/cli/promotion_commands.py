@@ -108,7 +108,7 @@ def history(model: str, env: str | None, *, config: str | None, output: str) -> 
     for e in entries:
         alias = f"@{e.alias}" if e.alias else "-"
         out(f"{e.time:%Y-%m-%d %H:%M:%S}Z  {e.env:<10} {e.from_version or 'none':>5} -> {e.to_version:<5} "
-            f"{alias:<12} {e.trigger:<10} {e.commit[:12]}")
+            f"{alias:<12} {e.trigger:<10} {e.commit[:12]}{f'  canary {e.canary}' if e.canary else ''}")
     return 0
 
 
@@ -130,13 +130,13 @@ def status(*, config: str | None, output: str, tracking_uri: str | None) -> int:
         out(f"registry of record: {ws.cfg.registry.label} ({uri})")
         if problem:  # unknown, not unset: `-` would read as "never set" and DRIFT as "no"
             out(f"registry unreachable ({uri}): {problem}")
-        out(f"{'MODEL':<18} {'ENV':<10} {'CLUSTER':<12} {'GIT':>5}  {'REGISTRY ALIASES':<28} {'DRIFT':<7} HOLD")
+        out(f"{'MODEL':<18} {'ENV':<10} {'CLUSTER':<12} {'GIT':>5}  {'REGISTRY ALIASES':<28} {'DRIFT':<7} HOLD/CANARY")
         for r in rows:
             unknown = "?" if r.error else "-"  # unknown, not unset, where the registry could not answer
             aliases = ", ".join(f"@{a}={v or unknown}" for a, v in r.aliases.items()) or "-"
             drift = "yes" if r.drift else ("unknown" if r.error else "no")
             out(f"{r.model:<18} {r.env:<10} {r.cluster:<12} {r.git_version or '-':>5}  {aliases:<28} {drift:<7} "
-                f"{r.hold or '-'}{f'  {r.review}' if r.review else ''}")
+                f"{'; '.join(filter(None, [r.hold, r.canary])) or '-'}{f'  {r.review}' if r.review else ''}")
         if github_problem:
             err(f"GitHub: {github_problem}; which promotions wait for review is unknown")
         if problem:

@@ -16,6 +16,7 @@ from gitops_tool.config.model import (
     PlatformInstance, Serving,
 )
 from gitops_tool.config.approval import approval_of, github_repository
+from gitops_tool.config import stage_checks
 from gitops_tool.config.model_checks import check_model
 from gitops_tool.config.sizing import check_memory
 from gitops_tool.errors import GitopsError
@@ -183,7 +184,9 @@ def _environment(name: str, spec: dict, clusters: dict, where: Where, repo: dict
     production, approval = approval_of(name, spec, repo, where)
     return Environment(name=name, namespace=spec["namespace"], serving=serving,
                        cluster=_destination(spec.get("cluster", IN_CLUSTER), clusters, path + ["cluster"], where),
-                       secrets=_secrets(name, spec, path, where), production=production, approval=approval)
+                       secrets=_secrets(name, spec, path, where), production=production, approval=approval,
+                       soak_seconds=stage_checks.soak_seconds(spec, path, where),
+                       verify=stage_checks.verify(spec, path, where))
 
 
 def _unique_namespaces(instances: dict[str, PlatformInstance], envs: dict[str, Environment], where: Where) -> None:

@@ -124,6 +124,8 @@ class Environment:
     secrets: dict = field(default_factory=lambda: dict(DEFAULT_SECRETS))
     production: bool = False
     approval: str = "direct"       # direct | pull_request (config/approval.py)
+    soak_seconds: int | None = None     # how long a version serves here before the next stage takes it
+    verify: Any = None                  # config.stage_checks.Verify: PromQL checks over this environment
 
     def secret_method(self, secret: str) -> str:
         return self.secrets["overrides"].get(secret, self.secrets["method"])

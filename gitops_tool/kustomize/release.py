@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,10 @@ CHAIN_ANNOTATION = "gitops-tool.io/deployed-before"
 CHAIN_LIMIT = 10
 # The image (or storageUri) the tool itself wrote: a hand edit of only newTag shows as a mismatch.
 ARTIFACT_ANNOTATION = "gitops-tool.io/artifact"
+# When the current version became deployed here (UTC, ISO 8601), written by the commit that changed it:
+# soak (promotion/soak.py) measures from it. The canary's stable version (promotion/canary.py) as JSON.
+DEPLOYED_AT_ANNOTATION = "gitops-tool.io/deployed-at"
+CANARY_FROM_ANNOTATION = "gitops-tool.io/canary-from"
 _DIGEST = re.compile(r"^(?P<name>[^@]+)@(?P<digest>sha256:[a-f0-9]{64})$")
 _TAGGED = re.compile(r"^(?P<name>.+?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?$")
 
@@ -82,6 +87,8 @@ class ReleaseState:
     hold: str | None
     before: tuple[Deployed, ...] = ()   # deployed before the current version, newest first
     written: str | None = None          # the artifact the last gitops-tool edit wrote
+    annotations: dict[str, str] = field(default_factory=dict)  # every annotation of the release patch
+    canary_percent: int | None = None   # spec.predictor.canaryTrafficPercent: a canary is running
 
     def edited_by_hand(self) -> bool:
         """The image or storageUri differs from what the last promotion wrote (e.g. newTag edited)."""
@@ -91,8 +98,18 @@ class ReleaseState:
     def deployed(self) -> Deployed | None:
         return Deployed(self.version, self.image, self.storage_uri) if self.version else None
 
+    def canary_from(self) -> Deployed | None:
+        """The stable version a running canary shares traffic with (None when no canary runs)."""
+        value = self.annotations.get(CANARY_FROM_ANNOTATION)
+        if self.canary_percent is None or not value:
+            return None
+        return _chain(f"[{value}]", Path(CANARY_FROM_ANNOTATION))[0]
+
     def versions_run(self) -> set[str]:
         """Versions this environment's chain says ran here (the current one and those before it)."""
+        if self.canary_percent is not None:  # a canary has not run here until it completes
+            stable = self.canary_from()
+            return {d.version for d in self.before} | ({stable.version} if stable else set())
         return {d.version for d in self.before} | ({self.version} if self.version else set())
 
 
@@ -168,7 +185,8 @@ def read_release(env_dir: Path) -> dict[str, ReleaseState]:
             continue
         patch = load(patch_path(env_dir, model))
         annotations = (patch.get("metadata") or {}).get("annotations") or {}
-        storage = (((patch.get("spec") or {}).get("predictor") or {}).get("model") or {}).get("storageUri")
+        predictor = (patch.get("spec") or {}).get("predictor") or {}
+        storage = (predictor.get("model") or {}).get("storageUri")
         image = images.get(model)
         states[model] = ReleaseState(
             model=model,
@@ -178,6 +196,8 @@ def read_release(env_dir: Path) -> dict[str, ReleaseState]:
             hold=_str(annotations.get(HOLD_ANNOTATION)),
             before=_chain(annotations.get(CHAIN_ANNOTATION), patch_path(env_dir, model)),
             written=_str(annotations.get(ARTIFACT_ANNOTATION)),
+            annotations={str(k): str(v) for k, v in annotations.items()},
+            canary_percent=_percent(predictor.get("canaryTrafficPercent"), patch_path(env_dir, model)),
         )
     return states
 
@@ -199,6 +219,18 @@ def _chain(value: Any, path: Path) -> tuple[Deployed, ...]:
         return tuple(Deployed(str(i["version"]), i.get("image"), i.get("storageUri")) for i in items)
     except (ValueError, TypeError, KeyError) as exc:
         raise GitopsError(f"{path}: corrupted annotation {CHAIN_ANNOTATION}: {exc}") from None
+
+
+def _percent(value: Any, path: Path) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise GitopsError(f"{path}: corrupted spec.predictor.canaryTrafficPercent: {value!r} is not an integer")
+    return value
+
+
+def utc_now_text() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def chain_text(chain: tuple[Deployed, ...]) -> str:
@@ -225,6 +257,9 @@ class ReleaseEdit:
     hold: str | None = None             # set a hold (rollback); None keeps it as it is
     clear_hold: bool = False            # remove the hold (release, forced promote)
     before: tuple[Deployed, ...] | None = None  # the new chain; None keeps it as it is
+    deployed_at: str | None = field(default_factory=utc_now_text)  # stamped when the version changes
+    canary_percent: int | None = None   # set spec.predictor.canaryTrafficPercent; 0 removes it
+    annotations: tuple[tuple[str, str | None], ...] = ()  # more annotations to set (None removes)
 
 
 def plan_release_edit(env_dir: Path, edit: ReleaseEdit) -> dict[Path, str]:
@@ -296,6 +331,8 @@ def _edit_patch(patch: Any, edit: ReleaseEdit) -> None:
     annotations = meta.get("annotations")
     if annotations is None:
         annotations = meta["annotations"] = CommentedMap()
+    if edit.deployed_at and _str(annotations.get(VERSION_ANNOTATION)) != edit.version:
+        annotations[DEPLOYED_AT_ANNOTATION] = edit.deployed_at
     annotations[VERSION_ANNOTATION] = _styled(annotations.get(VERSION_ANNOTATION), edit.version)
     if edit.hold is not None:
         annotations[HOLD_ANNOTATION] = _styled(annotations.get(HOLD_ANNOTATION), edit.hold)
@@ -309,8 +346,32 @@ def _edit_patch(patch: Any, edit: ReleaseEdit) -> None:
             annotations[CHAIN_ANNOTATION] = chain_text(edit.before)
         else:
             annotations.pop(CHAIN_ANNOTATION, None)
+    for key, value in edit.annotations:
+        if value is None:
+            annotations.pop(key, None)
+        else:
+            annotations[key] = value
+    if edit.canary_percent is not None:
+        _set_canary(patch, edit.canary_percent)
     if edit.storage_uri is not None:
         spec = patch.setdefault("spec", CommentedMap())
         predictor = spec.setdefault("predictor", CommentedMap())
         model = predictor.setdefault("model", CommentedMap())
         model["storageUri"] = _styled(model.get("storageUri"), edit.storage_uri)
+
+
+def _set_canary(patch: Any, percent: int) -> None:
+    """KServe Serverless: the predictor's share for the newest revision; the rest stays on the previous one."""
+    from ruamel.yaml.comments import CommentedMap
+
+    if percent:
+        predictor = patch.setdefault("spec", CommentedMap()).setdefault("predictor", CommentedMap())
+        predictor["canaryTrafficPercent"] = percent
+        return
+    predictor = (patch.get("spec") or {}).get("predictor")
+    if isinstance(predictor, dict):
+        predictor.pop("canaryTrafficPercent", None)
+        if not predictor:
+            patch["spec"].pop("predictor")
+    if isinstance(patch.get("spec"), dict) and not patch["spec"]:
+        patch.pop("spec")

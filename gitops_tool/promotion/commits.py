@@ -48,6 +48,7 @@ class HistoryEntry:
     image: str | None
     commit: str
     subject: str
+    canary: str | None = None    # the Canary: trailer: "10%" (started), "complete" or "abort"
 
 
 def _none(value: str | None) -> str | None:
@@ -63,7 +64,7 @@ def entry(record: CommitRecord) -> HistoryEntry | None:
         time=record.timestamp, env=t["Environment"], model=t["Model"],
         from_version=_none(t.get("Previous-Version")), to_version=t["Model-Version"],
         alias=alias.lstrip("@") if alias else None, trigger=t.get("Trigger", "unknown"),
-        image=_none(t.get("Image")), commit=record.sha, subject=record.subject,
+        image=_none(t.get("Image")), commit=record.sha, subject=record.subject, canary=t.get("Canary"),
     )
 
 

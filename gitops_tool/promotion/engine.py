@@ -14,7 +14,7 @@ from pathlib import Path
 from gitops_tool.errors import GitopsError
 from gitops_tool.gitrepo import CommitPlan, GitRepo, commit_and_push
 from gitops_tool.kustomize.release import ReleaseEdit, ReleaseState, read_release
-from gitops_tool.promotion import commits
+from gitops_tool.promotion import canary, commits, stage_policy
 from gitops_tool.promotion.approval import Route, route
 from gitops_tool.promotion.change import PUSH_ATTEMPTS
 from gitops_tool.promotion.gates import run_gates
@@ -102,7 +102,10 @@ class _Promotion:
         r.env, r.model, r.alias = target.env, target.model.name, target.ref.alias
         r.from_version, r.to_version = (current.version if current else None), target.version.version
         r.image = target.image_text or target.storage_uri
+        stage_policy.check_request(self.ws.cfg, target, current, self.req)
         if reason := _skip_reason(target, current, self.req):
+            return reason
+        if reason := stage_policy.hold_back(self.ws.cfg, target, current, self.req, self.steps if record else None):
             return reason
         if record:
             with self.steps.run("gates") as step:
@@ -138,6 +141,7 @@ class _Promotion:
         edit = ReleaseEdit(target.model.name, target.version.version, image=target.image,
                            storage_uri=target.storage_uri, clear_hold=self.req.force,
                            before=new_chain(self.current, target.version.version))
+        edit = canary.shape(edit, self.current, self.req)
         paths, self.result.diff = apply_edit(env_dir, edit, self.ws.repo.root)
         if not paths:
             return None
@@ -160,11 +164,11 @@ class _Promotion:
             body.append(f"Delivery {delivery} named version {req.event_version}; @{target.ref.alias} "
                         f"resolved to {version.version} when this commit was made.")
             delivery = None
-        return subject, "\n".join(body), commits.trailers(
+        return stage_policy.message(req, subject, "\n".join(body), commits.trailers(
             model=target.model.name, env=target.env, version=version.version, previous=previous,
             alias=target.ref.alias, run_id=version.run_id, image=target.image_text,
             storage_uri=target.storage_uri, trigger=req.trigger, delivery_id=delivery,
-        ) | provenance(req, version) | self.route.trailers
+        ) | provenance(req, version) | self.route.trailers)
 
     def _dry_run(self) -> PromotionResult:
         release_dir = self.ws.cfg.env_dir(self.target.env) / "release"

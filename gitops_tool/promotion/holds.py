@@ -63,6 +63,9 @@ def _deployed(ws: Workspace, model: str, env: str) -> ReleaseState:
 
 def _decide_rollback(ws: Workspace, m, env: str, to: str | None, tracking_uri: str | None) -> Change:
     current = _deployed(ws, m.name, env)
+    if current.canary_percent is not None:  # the chain does not hold the stable version yet
+        raise GitopsError(f"{m.name} in {env} runs a canary of version {current.version}; nothing committed",
+                          hint=f"gitops-tool promote --abort {m.name} --env {env} goes back to the stable version")
     if to is None and current.hold and current.hold.startswith(ROLLBACK_HOLD):
         return Change(current, skipped=f"already rolled back and held ({current.hold})")
     if to == current.version and current.hold:
@@ -155,3 +158,6 @@ def _run(ws: Workspace, env: str, model: str, decide: Callable[[], Change], push
         return CommitPlan(paths, now.subject, "", now.trailers or {})
 
     return land(ws, env, apply, result, steps, push=push, dry_run=dry_run)
+
+
+land_change = _run  # canary complete and abort (promotion/canary.py) land the same way

@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-TRIGGERS = ("manual", "webhook", "reconcile", "workflow", "rollback", "release", "retire")
+TRIGGERS = ("manual", "webhook", "reconcile", "workflow", "rollback", "release", "retire", "canary-complete",
+            "canary-abort")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class PromotionRequest:
     delivery_id: str | None = None     # webhook delivery, recorded as a trailer
     event_version: str | None = None   # the version that delivery named (the alias may have moved since)
     delivered_at: float | None = None  # X-MLflow-Timestamp of that delivery (seconds since the epoch)
+    canary: int | None = None          # start a KServe canary with this share of traffic (promotion/canary.py)
+    reason: str | None = None          # why --force overrides a soak or a failed verification (a trailer)
 
 
 @dataclass

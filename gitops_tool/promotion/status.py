@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from gitops_tool.config import Config
 from gitops_tool.errors import GitopsError
 from gitops_tool.kustomize.release import read_release
+from gitops_tool.promotion.canary import describe as canary_text
 
 
 @dataclass
@@ -21,6 +22,7 @@ class EnvStatus:
     drift: list[str] = field(default_factory=list)                # aliases whose version is not deployed
     error: str | None = None                                      # the registry could not answer for this model
     review: str | None = None                                     # an open pull request (promotion/reviews.py)
+    canary: str | None = None                                     # "canary 10% -> v3 (stable v2)" while one runs
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -51,7 +53,7 @@ def collect(cfg: Config, client=None) -> tuple[list[EnvStatus], str | None]:
             state = released[env].get(model.name)
             row = EnvStatus(model.name, env, state.version if state else None, state and (state.image or
                             state.storage_uri), state.hold if state else None, error=error,
-                            cluster=cfg.environments[env].cluster.name)
+                            cluster=cfg.environments[env].cluster.name, canary=canary_text(state))
             hand_edited = state is not None and state.edited_by_hand()
             for alias, mapped in model.aliases.items():
                 if mapped != env:
