@@ -14,7 +14,7 @@ from pathlib import Path
 from gitops_tool.errors import GitopsError
 from gitops_tool.gitrepo import CommitPlan, GitRepo, commit_and_push
 from gitops_tool.kustomize.release import ReleaseEdit, ReleaseState, read_release
-from gitops_tool.promotion import commits
+from gitops_tool.promotion import after_push, commits
 from gitops_tool.promotion.change import PUSH_ATTEMPTS
 from gitops_tool.promotion.gates import run_gates
 from gitops_tool.promotion.model import PromotionRequest, PromotionResult
@@ -64,6 +64,14 @@ class _Promotion:
             step.detail = f"{self.target.model.name} version {self.target.version.version} -> {self.target.env}"
         self.result = PromotionResult(env=self.target.env, model=self.target.model.name, alias=None,
                                       from_version=None, to_version="", image=None, steps=self.steps.items)
+        try:
+            result = self._decide_and_land()
+        except GitopsError as exc:
+            after_push.refused(self.ws.cfg, self.client, self.req, self.result, self.steps, exc)
+            raise
+        return after_push.finish(self.ws.cfg, self.client, self.req, result, self.steps)
+
+    def _decide_and_land(self) -> PromotionResult:
         reason = self._decide(record=True)
         if reason:
             return self._skipped(reason)

@@ -24,6 +24,7 @@ class PromotionRequest:
     trigger: str = "manual"
     delivery_id: str | None = None     # webhook delivery, recorded as a trailer
     event_version: str | None = None   # the version that delivery named (the alias may have moved since)
+    event_timestamp: float | None = None  # when MLflow sent that delivery (the alias moved), epoch seconds
 
 
 @dataclass
