@@ -29,10 +29,18 @@ def wait(*, env: str, model: str | None, version: str | None, timeout: float, in
         if output == "text":
             err("waiting: " + "; ".join(problems))
 
-    state, problems = wait_live(lambda: check_env(reader, cfg, env, wanted), timeout=timeout,
-                                interval=interval, report=report)
+    timeline = _timeline(cfg, env, wanted)
+
+    def check():
+        state = check_env(reader, cfg, env, wanted)
+        timeline.observe(state)
+        return state
+
+    state, problems = wait_live(check, timeout=timeout, interval=interval, report=report)
+    for warning in timeline.warnings:
+        err(f"warning: {warning}")
     if output == "json":
-        out(json.dumps({"env": env, "live": not problems, "problems": problems,
+        out(json.dumps({"env": env, "live": not problems, "problems": problems, "times": timeline.to_json(),
                         "state": state.to_json() if state else None}, indent=2))
     elif problems:
         err(f"{env} is not live after {timeout:g} s:")
@@ -41,7 +49,21 @@ def wait(*, env: str, model: str | None, version: str | None, timeout: float, in
     else:
         versions = ", ".join(f"{m} {v}" for m, v in wanted.items() if v) or "no model"
         out(f"{env} is live: {state.app.name} Synced+Healthy at {(state.app.revision or '')[:12]}; {versions}")
+        out(f"  {timeline.line()}")
     return 1 if problems else 0
+
+
+def _timeline(cfg, env: str, wanted: dict):
+    """alias -> committed -> synced -> ready, writing synced/healthy on the versions (registry optional)."""
+    from gitops_tool.cluster.timeline import Timeline
+    from gitops_tool.errors import GitopsError
+    from gitops_tool.registry import RegistryClient, resolve_tracking_uri
+
+    try:
+        client = RegistryClient(resolve_tracking_uri(None, cfg.mlflow.get("tracking_uri")), timeout=5, retries=0)
+    except GitopsError:
+        client = None  # no registry configured: times without the alias, and no tags
+    return Timeline(cfg, env, wanted, client)
 
 
 def status(*, config: str | None, context: str | None, kubeconfig: str | None, output: str) -> int:

@@ -43,6 +43,9 @@ def retire(model: str, env: str, *, config: str | None, push: bool, output: str,
 
 def _report(result: PromotionResult, output: str) -> int:
     _step_summary(result)
+    for step in result.steps:  # only the after-push steps can fail without failing the promotion
+        if step.status == "failed":
+            err(f"warning: {step.name} failed: {step.detail} (the promotion itself went through)")
     if output == "json":
         data = result.to_json()
         data.pop("steps")

@@ -56,6 +56,9 @@ def build_config(raw: dict, *, source: str, root: Path, line_of: Callable[[list]
     for name, inst in instances.items():
         check_memory(inst, mlflow["job_execution"], where(["platform", "instances", name, "resources"]))
     network = NETWORK_DEFAULTS | network
+    refresh = {"mode": argocd.get("refresh", "annotation"), "api_url": argocd.get("api_url")}
+    if refresh["mode"] == "api" and not refresh["api_url"]:
+        raise GitopsError(f"{where(['argocd', 'refresh'])}: api needs argocd.api_url (the Argo CD server URL)")
     repo = raw["repo"]
     return Config(
         source=source, root=root, project=raw["project"],
@@ -65,7 +68,7 @@ def build_config(raw: dict, *, source: str, root: Path, line_of: Callable[[list]
         ingress_namespace=network["ingress_namespace"], monitoring_namespace=network["monitoring_namespace"],
         network=network,
         images=DEFAULT_IMAGES | raw.get("images", {}), mlflow=mlflow, receiver=receiver,
-        platform=instances, environments=envs, models=models, edge=edge,
+        platform=instances, environments=envs, models=models, edge=edge, argocd_refresh=refresh,
         tool={"package": f"gitops-tool=={__version__}", "run": "pip", "e2e_tests": None, "validate_strict": True}
         | raw.get("tool", {}),
     )

@@ -181,6 +181,8 @@ class Config:
     # platform.edge: kind ingress-nginx | gateway-api (+ implementation, gateway, proxy_namespace)
     edge: dict[str, Any] = field(default_factory=lambda: {"kind": "ingress-nginx"})
     github_repository: str | None = None  # owner/name: where pull_request environments open PRs
+    # argocd.refresh / argocd.api_url: how a push asks Argo CD to refresh (gitops_tool/cluster/refresh.py)
+    argocd_refresh: dict[str, Any] = field(default_factory=lambda: {"mode": "annotation", "api_url": None})
 
     @property
     def registry(self) -> PlatformInstance:

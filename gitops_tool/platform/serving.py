@@ -92,7 +92,26 @@ def serving_patch(cfg: Config, model: Model, env: Environment) -> list[dict]:
     where = "/spec/predictor/containers/0/resources" if model.mode == "image" else "/spec/predictor/model/resources"
     return [
         {"op": "add", "path": "/metadata/annotations/serving.kserve.io~1deploymentMode", "value": env.serving.mode},
+        *scale_to_zero(env),
         {"op": "add", "path": "/spec/predictor/minReplicas", "value": env.serving.min_replicas},
         {"op": "add", "path": "/spec/predictor/maxReplicas", "value": env.serving.max_replicas},
         {"op": "add", "path": where, "value": resources(cfg.model_resources(model, env))},
     ]
+
+
+# min_replicas: 0 (Serverless only, config/build.py checks it): KServe turns minReplicas 0 into Knative's
+# min-scale 0. The InferenceService's annotations reach the Knative revision. initial-scale 1: a new
+# revision starts one pod, so it becomes Ready (and `wait` sees it) before idling to zero; a zero
+# initial scale also needs the cluster-wide allow-zero-initial-scale. The retention period keeps the
+# last pod a while after the last request, so a short pause costs no cold start.
+SCALE_TO_ZERO_ANNOTATIONS = {
+    "autoscaling.knative.dev/initial-scale": "1",
+    "autoscaling.knative.dev/scale-to-zero-pod-retention-period": "5m",
+}
+
+
+def scale_to_zero(env: Environment) -> list[dict]:
+    if env.serving.min_replicas != 0:
+        return []
+    return [{"op": "add", "path": "/metadata/annotations/" + key.replace("/", "~1"), "value": value}
+            for key, value in SCALE_TO_ZERO_ANNOTATIONS.items()]

@@ -14,7 +14,7 @@ from pathlib import Path
 from gitops_tool.errors import GitopsError
 from gitops_tool.gitrepo import CommitPlan, GitRepo, commit_and_push
 from gitops_tool.kustomize.release import ReleaseEdit, ReleaseState, read_release
-from gitops_tool.promotion import canary, commits, stage_policy
+from gitops_tool.promotion import after_push, canary, commits, stage_policy
 from gitops_tool.promotion.approval import Route, route
 from gitops_tool.promotion.change import PUSH_ATTEMPTS
 from gitops_tool.promotion.gates import run_gates
@@ -68,6 +68,14 @@ class _Promotion:
         self.result = PromotionResult(env=self.target.env, model=self.target.model.name, alias=None,
                                       from_version=None, to_version="", image=None, steps=self.steps.items)
         self.route = route(self.ws.cfg, self.target.env, self.req)  # approval: direct | pull_request
+        try:
+            result = self._decide_and_land()
+        except GitopsError as exc:
+            after_push.refused(self.ws.cfg, self.client, self.req, self.result, self.steps, exc)
+            raise
+        return after_push.finish(self.ws.cfg, self.client, self.req, result, self.steps)
+
+    def _decide_and_land(self) -> PromotionResult:
         reason = self._decide(record=True)
         if reason:
             return self._skipped(reason)

@@ -18,7 +18,7 @@ from typing import Callable
 from gitops_tool.errors import GitopsError
 from gitops_tool.gitrepo import CommitPlan, GitRepo
 from gitops_tool.kustomize.release import Deployed, ReleaseEdit, ReleaseState, parse_image, read_release
-from gitops_tool.promotion import commits
+from gitops_tool.promotion import after_push, commits
 from gitops_tool.promotion.change import land
 from gitops_tool.promotion.model import PromotionResult
 from gitops_tool.promotion.overlay_edit import apply_edit, schema_dir_from_env, validate_env
@@ -44,7 +44,8 @@ def rollback(model: str, env: str, to: str | None = None, *, config_path: Path |
              dry_run: bool = False) -> PromotionResult:
     with open_workspace(config_path, repo_url) as ws:
         m, env = ws.cfg.model(model), ws.cfg.env(env).name
-        return _run(ws, env, m.name, lambda: _decide_rollback(ws, m, env, to, tracking_uri), push, dry_run)
+        result = _run(ws, env, m.name, lambda: _decide_rollback(ws, m, env, to, tracking_uri), push, dry_run)
+        return after_push.rolled_back(ws.cfg, tracking_uri, result, dry_run)
 
 
 def release(model: str, env: str, *, config_path: Path | None = None, repo_url: str | None = None,

@@ -26,7 +26,7 @@ class PromotionRequest:
     trigger: str = "manual"
     delivery_id: str | None = None     # webhook delivery, recorded as a trailer
     event_version: str | None = None   # the version that delivery named (the alias may have moved since)
-    delivered_at: float | None = None  # X-MLflow-Timestamp of that delivery (seconds since the epoch)
+    event_timestamp: float | None = None  # when MLflow sent that delivery (the alias moved), epoch seconds
     canary: int | None = None          # start a KServe canary with this share of traffic (promotion/canary.py)
     reason: str | None = None          # why --force overrides a soak or a failed verification (a trailer)
 

@@ -20,8 +20,8 @@ AUTOMATIC = ("webhook", "reconcile", "workflow")
 def provenance(req: PromotionRequest, version: ModelVersion) -> dict[str, str]:
     """Trailers: Delivered-At, Version-Created-By and, for automatic triggers, Alias-Moved-By."""
     out: dict[str, str] = {}
-    if req.delivered_at:
-        out["Delivered-At"] = datetime.fromtimestamp(req.delivered_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if req.event_timestamp:
+        out["Delivered-At"] = datetime.fromtimestamp(req.event_timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     out["Version-Created-By"] = version.user_id or "not recorded by the registry"
     if req.trigger in AUTOMATIC:
         out["Alias-Moved-By"] = ACTOR_UNKNOWN

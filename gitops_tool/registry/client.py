@@ -136,7 +136,8 @@ class RegistryClient:
     # -- transport -------------------------------------------------------------
 
     def _request(
-        self, method: str, path: str, what: str, *, idempotent: bool = True, **kwargs: Any
+        self, method: str, path: str, what: str, *, idempotent: bool = True, retries: int | None = None,
+        **kwargs: Any
     ) -> dict[str, Any]:
         """Send one API call with bounded retries; ``what`` names the object for errors.
 
@@ -145,7 +146,7 @@ class RegistryClient:
         """
         url = f"{self.tracking_uri}{path}"
         problem, retry_after = "", None
-        for attempt in range(self.retries + 1):
+        for attempt in range((self.retries if retries is None else retries) + 1):
             if attempt:
                 time.sleep(self._delay(attempt, retry_after))
             self.attempts += 1
@@ -284,6 +285,12 @@ class RegistryClient:
         what = f"model {name!r} alias {alias!r} -> version {version}"
         payload = {"name": name, "alias": alias, "version": str(version)}
         self._request("POST", f"{API}/registered-models/alias", what, json=payload)
+
+    def set_version_tag(self, name: str, version: str | int, key: str, value: str, *, retries: int = 1) -> None:
+        """One POST; fewer retries than reads, because the caller (version_tags) must not stall a job."""
+        what = f"model {name!r} version {version} tag {key!r}"
+        payload = {"name": name, "version": str(version), "key": key, "value": value}
+        self._request("POST", f"{API}/model-versions/set-tag", what, json=payload, retries=retries)
 
     def delete_alias(self, name: str, alias: str) -> None:
         what = f"model {name!r} alias {alias!r}"

@@ -54,7 +54,8 @@ def promote_handler(settings: ReceiverSettings) -> Handler:
         result = promote(PromotionRequest(
             ref=f"{job.model}@{job.alias}", repo_url=settings.repo_url, trigger="webhook",
             delivery_id=job.delivery_id, event_version=job.version, tracking_uri=settings.tracking_uri,
-            delivered_at=job.event_timestamp), branch=settings.branch)
+            event_timestamp=job.event_timestamp),
+            branch=settings.branch)
         if result.skipped or not result.commit:
             return Outcome("skipped", result.skipped or "no commit")
         if result.pull_request:  # approval: pull_request: nothing landed on the branch

@@ -34,7 +34,7 @@ def configure(stream: Any = None, level: int = logging.INFO) -> None:
     """Send the receiver's logs (and uvicorn's errors) to stderr as JSON lines; idempotent."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
-    for name in (LOGGER_NAME, "uvicorn.error"):
+    for name in (LOGGER_NAME, "uvicorn.error", "gitops_tool.promotion"):  # promotion: tag/refresh warnings
         logger = logging.getLogger(name)
         logger.handlers = [handler]
         logger.setLevel(level)

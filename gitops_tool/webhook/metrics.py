@@ -32,6 +32,8 @@ class Metrics:
             "From the delivery timestamp (alias moved) to the promotion commit",
             buckets=LATENCY_BUCKETS, registry=self.registry)
 
+        self.registry.register(_SideEffects())
+
     def delivery(self, outcome: str) -> None:
         self.deliveries.labels(outcome).inc()
 
@@ -42,3 +44,28 @@ class Metrics:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _SideEffects:
+    """Counters kept by the promotion's after-push steps (process-wide), read at scrape time."""
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
+
+        from gitops_tool.cluster import refresh
+        from gitops_tool.promotion import version_tags
+
+        tags, refreshes = version_tags.counts(), refresh.counts()
+        yield CounterMetricFamily("gitops_version_tag_writes", "Deployment-state tags written on model versions",
+                                  value=tags["writes"])
+        yield CounterMetricFamily("gitops_version_tag_write_failures",
+                                  "Deployment-state tag writes that failed (the promotion went on)",
+                                  value=tags["failures"])
+        yield CounterMetricFamily("gitops_argocd_refresh_requests", "Argo CD refreshes requested after a push",
+                                  value=refreshes["requested"])
+        yield CounterMetricFamily("gitops_argocd_refresh_failures",
+                                  "Argo CD refresh requests that failed (the promotion went on)",
+                                  value=refreshes["failures"])
+
+    def describe(self):
+        return []
