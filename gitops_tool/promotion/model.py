@@ -24,6 +24,7 @@ class PromotionRequest:
     trigger: str = "manual"
     delivery_id: str | None = None     # webhook delivery, recorded as a trailer
     event_version: str | None = None   # the version that delivery named (the alias may have moved since)
+    coalesced_deliveries: tuple[str, ...] = ()  # older deliveries of the same model+env this one replaced
 
 
 @dataclass
