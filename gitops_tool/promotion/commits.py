@@ -18,7 +18,7 @@ def subject(action: str, env: str, model: str, old: str | None, new: str, alias:
 
 def trailers(*, model: str, env: str, version: str, previous: str | None, alias: str | None, run_id: str | None,
              image: str | None, storage_uri: str | None, trigger: str, delivery_id: str | None = None,
-             hold: str | None = None) -> dict[str, str]:
+             hold: str | None = None, coalesced: tuple[str, ...] = ()) -> dict[str, str]:
     out = {
         "Model": model,
         "Environment": env,
@@ -31,6 +31,8 @@ def trailers(*, model: str, env: str, version: str, previous: str | None, alias:
     }
     if delivery_id:
         out["Delivery-Id"] = delivery_id
+    if coalesced:  # deliveries for the same model and environment that this commit enacts too (receiver queue)
+        out["Coalesced-Deliveries"] = " ".join(coalesced)
     if hold:
         out["Hold"] = hold
     return out

@@ -10,6 +10,7 @@ registry and the user's checkout as they were.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitops_tool.errors import GitopsError
 from gitops_tool.gitrepo import CommitPlan, GitRepo, commit_and_push
@@ -26,11 +27,15 @@ from gitops_tool.promotion.steps import Steps
 from gitops_tool.promotion.workspace import Workspace, open_workspace
 from gitops_tool.registry import RegistryClient, resolve_tracking_uri
 
+if TYPE_CHECKING:
+    from gitops_tool.gitrepo.warm import ClonePool
+
 AUTOMATIC = ("webhook", "reconcile", "workflow")
 
 
-def promote(req: PromotionRequest, *, branch: str | None = None, schema_dir: Path | None = None) -> PromotionResult:
-    with open_workspace(req.config_path, req.repo_url, branch) as ws:
+def promote(req: PromotionRequest, *, branch: str | None = None, schema_dir: Path | None = None,
+            clones: ClonePool | None = None) -> PromotionResult:
+    with open_workspace(req.config_path, req.repo_url, branch, clones) as ws:
         result = promote_in(ws, req, schema_dir=schema_dir or schema_dir_from_env())
         if result.pushed and not result.pull_request:
             result.checkout = ws.sync_user()
@@ -176,6 +181,7 @@ class _Promotion:
             model=target.model.name, env=target.env, version=version.version, previous=previous,
             alias=target.ref.alias, run_id=version.run_id, image=target.image_text,
             storage_uri=target.storage_uri, trigger=req.trigger, delivery_id=delivery,
+            coalesced=req.coalesced_deliveries,
         ) | provenance(req, version) | self.route.trailers)
 
     def _dry_run(self) -> PromotionResult:

@@ -29,6 +29,7 @@ class PromotionRequest:
     event_timestamp: float | None = None  # when MLflow sent that delivery (the alias moved), epoch seconds
     canary: int | None = None          # start a KServe canary with this share of traffic (promotion/canary.py)
     reason: str | None = None          # why --force overrides a soak or a failed verification (a trailer)
+    coalesced_deliveries: tuple[str, ...] = ()  # older deliveries of the same model+env this one replaced
 
 
 @dataclass

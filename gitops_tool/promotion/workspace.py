@@ -2,7 +2,8 @@
 
 Checkout mode (the CLI in a clone of the GitOps repo): fetch the branch, then work in a private
 worktree detached at the fetched tip (it shares the checkout's object store, so it costs no clone).
-Clone mode (`--repo-url`, the webhook receiver): a fresh shallow clone. Either way the user's branch,
+Clone mode (`--repo-url`): a fresh shallow clone; the webhook receiver passes a pool of warm clones
+instead (gitrepo.warm: fetch + hard reset to the tip, verified, else a fresh clone). Either way the user's branch,
 HEAD and working tree are never read as state and never moved; afterwards the checkout is
 fast-forwarded only when git can do that without touching a local change (see gitrepo.private).
 """
@@ -14,13 +15,16 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from gitops_tool.config import CONFIG_FILE, Config, find_config, load_config
 from gitops_tool.errors import GitopsError
 from gitops_tool.gitrepo import GitRepo
 from gitops_tool.gitrepo import private
 from gitops_tool.gitrepo._run import redact
+
+if TYPE_CHECKING:
+    from gitops_tool.gitrepo.warm import ClonePool
 
 CLONE_PREFIX = "gitops-tool-"
 PENDING_PREFIX = "gitops-tool/unpushed"
@@ -67,7 +71,11 @@ def sweep_stale_clones(max_age: float = 3600.0) -> int:
 
 @contextmanager
 def open_workspace(config_path: Path | None = None, repo_url: str | None = None,
-                   branch: str | None = None) -> Iterator[Workspace]:
+                   branch: str | None = None, clones: ClonePool | None = None) -> Iterator[Workspace]:
+    if clones is not None:  # the receiver: a warm clone of its repo, refreshed to the tip and verified
+        with clones.checkout() as repo:
+            yield _in_clone(repo, clones.url, clones.branch)
+        return
     tmp = Path(tempfile.mkdtemp(prefix=CLONE_PREFIX))
     try:
         if repo_url:
@@ -80,10 +88,13 @@ def open_workspace(config_path: Path | None = None, repo_url: str | None = None,
 
 
 def _cloned(tmp: Path, repo_url: str, branch: str) -> Workspace:
-    repo = GitRepo.clone(repo_url, branch, tmp / "repo", depth=1)
-    config = tmp / "repo" / CONFIG_FILE
+    return _in_clone(GitRepo.clone(repo_url, branch, tmp / "repo", depth=1), repo_url, branch)
+
+
+def _in_clone(repo: GitRepo, repo_url: str, branch: str) -> Workspace:
+    config = repo.root / CONFIG_FILE
     if not config.is_file():
-        raise GitopsError(f"{repo_url}: no {CONFIG_FILE} at the top of branch {branch}")
+        raise GitopsError(f"{redact(repo_url)}: no {CONFIG_FILE} at the top of branch {branch}")
     return Workspace(load_config(config), repo, "origin", branch, cloned=True)
 
 

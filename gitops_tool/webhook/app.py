@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 from gitops_tool.config.model import Config
 from gitops_tool.webhook.events import LiveAliasMap, Malformed, parse
-from gitops_tool.webhook.jobs import EnvScheduler, Handler, Job
+from gitops_tool.webhook.jobs import Handler, Job, PairScheduler
 from gitops_tool.webhook.logs import event
 from gitops_tool.webhook.metrics import Metrics
 from gitops_tool.webhook.settings import ReceiverSettings
@@ -48,7 +48,7 @@ class WebhookApp:
     def __init__(self, settings: ReceiverSettings, handler: Handler, config: Config):
         self.settings = settings
         self.routes = LiveAliasMap(settings.config_path, config)
-        self.scheduler = EnvScheduler(settings.queue_size)
+        self.scheduler = PairScheduler(settings.queue_size)
         self.metrics = Metrics(self.scheduler.depth)
         self.pool = WorkerPool(handler, self.scheduler, self.metrics, workers=settings.workers,
                                max_attempts=settings.max_attempts, backoff=settings.backoff,
@@ -125,7 +125,7 @@ class WebhookApp:
             return
         self.metrics.delivery("accepted")
         event(logging.INFO, "delivery accepted", outcome="accepted", queue_depth=self.scheduler.depth(),
-              **job.fields())
+              coalesced=bool(job.superseded) or None, **job.fields())
         await _json(send, 202, {"status": "accepted", "delivery_id": job.delivery_id, "model": job.model,
                                 "alias": job.alias, "version": job.version, "environment": job.env})
 
@@ -186,8 +186,11 @@ class WebhookApp:
         sent = ev.sent_at if ev.sent_at is not None and abs(ev.sent_at - timestamp) < 2 else float(timestamp)
         job = Job(delivery_id, str(ev.data["name"]), str(ev.data["alias"]), str(ev.data["version"]),
                   env, sent)
-        if not self.scheduler.put(job):
+        queued = self.scheduler.put(job)
+        if queued is None:
             raise Reject(503, "queue_full", f"queue full ({self.settings.queue_size} jobs); retry later")
+        if queued == "replaced":
+            self.metrics.coalesced.inc()
         return job
 
 

@@ -45,7 +45,10 @@ def dispatch_handler(settings: ReceiverSettings, timeout: float = 15.0) -> Handl
 
 
 def promote_handler(settings: ReceiverSettings) -> Handler:
-    """Run the promotion engine on a fresh clone of ``repo_url`` for each job."""
+    """Run the promotion engine for each job in a warm clone of ``repo_url`` (gitrepo.warm)."""
+    from gitops_tool.webhook.clones import receiver_clone_pool
+
+    clones = receiver_clone_pool(settings)
 
     def handle(job: Job) -> Outcome:
         from gitops_tool.promotion.engine import promote  # heavy (git, registry): load on first job
@@ -54,8 +57,8 @@ def promote_handler(settings: ReceiverSettings) -> Handler:
         result = promote(PromotionRequest(
             ref=f"{job.model}@{job.alias}", repo_url=settings.repo_url, trigger="webhook",
             delivery_id=job.delivery_id, event_version=job.version, tracking_uri=settings.tracking_uri,
-            event_timestamp=job.event_timestamp),
-            branch=settings.branch)
+            event_timestamp=job.event_timestamp, coalesced_deliveries=tuple(job.superseded)),
+            branch=settings.branch, clones=clones)
         if result.skipped or not result.commit:
             return Outcome("skipped", result.skipped or "no commit")
         if result.pull_request:  # approval: pull_request: nothing landed on the branch

@@ -31,6 +31,9 @@ class Metrics:
             "gitops_alias_to_commit_seconds",
             "From the delivery timestamp (alias moved) to the promotion commit",
             buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.coalesced = Counter(
+            "gitops_webhook_coalesced", "Waiting jobs whose event a newer delivery for the same "
+            "(model, environment) replaced", registry=self.registry)
 
         self.registry.register(_SideEffects())
 

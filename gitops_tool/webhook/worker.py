@@ -8,13 +8,13 @@ import threading
 import time
 
 from gitops_tool.errors import GitopsError
-from gitops_tool.webhook.jobs import EnvScheduler, Handler, Job, Outcome
+from gitops_tool.webhook.jobs import PairScheduler, Handler, Job, Outcome
 from gitops_tool.webhook.logs import event
 from gitops_tool.webhook.metrics import Metrics
 
 
 class WorkerPool:
-    def __init__(self, handler: Handler, scheduler: EnvScheduler, metrics: Metrics, *,
+    def __init__(self, handler: Handler, scheduler: PairScheduler, metrics: Metrics, *,
                  workers: int = 2, max_attempts: int = 5, backoff: float = 1.0,
                  max_backoff: float = 60.0):
         self.handler, self.scheduler, self.metrics = handler, scheduler, metrics
@@ -58,7 +58,10 @@ class WorkerPool:
                 event(logging.ERROR, "handler crashed", outcome="failed", exc_info=True, **job.fields())
                 self.metrics.promotion(job.env, "failed")
             finally:
-                self.scheduler.done(job, retry_in)
+                carrier = self.scheduler.done(job, retry_in)
+            if carrier is not None and carrier is not job:
+                event(logging.INFO, f"retry of delivery {job.delivery_id} left to the newer delivery waiting "
+                      "for the same model and environment", outcome="coalesced", **carrier.fields())
 
     def _run(self, job: Job) -> float | None:
         """Run one attempt; the retry delay if it should be retried, else None."""
