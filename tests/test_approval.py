@@ -124,6 +124,23 @@ def test_init_with_a_repository_not_on_github_needs_a_choice_for_prod(tmp_path):
     assert load_config(tmp_path / "b" / "gitops.yaml").environments["prod"].approval == "direct"
 
 
+def test_only_pull_request_environments_give_the_promote_job_and_receiver_github_rights():
+    from gitops_tool.platform.receiver import receiver
+    from gitops_tool.platform.workflows import promote_workflow
+
+    def rights(text: str) -> tuple[dict, set[str]]:
+        cfg = load_config_text(text)
+        job = promote_workflow(cfg)["jobs"]["promote"]
+        container = next(d for d in receiver(cfg) if d["kind"] == "Deployment")["spec"]["template"]["spec"][
+            "containers"][0]
+        return job["permissions"], {e["name"] for e in container["env"]} | set(job["steps"][-1]["env"])
+
+    permissions, env = rights(starter_text())
+    assert permissions == {"contents": "write", "pull-requests": "write"} and "GITHUB_TOKEN" in env
+    permissions, env = rights(starter_text(prod_approval="direct"))
+    assert permissions == {"contents": "write"} and "GITHUB_TOKEN" not in env
+
+
 # -- the webhook to prod: a pull request, nothing on main -----------------------------------------------
 
 
