@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from gitops_tool.config import load_config, load_config_text
 from gitops_tool.errors import GitopsError
@@ -123,6 +124,23 @@ def test_init_with_a_repository_not_on_github_needs_a_choice_for_prod(tmp_path):
     assert load_config(tmp_path / "b" / "gitops.yaml").environments["prod"].approval == "direct"
 
 
+def test_only_pull_request_environments_give_the_promote_job_and_receiver_github_rights():
+    from gitops_tool.platform.receiver import receiver
+    from gitops_tool.platform.workflows import promote_workflow
+
+    def rights(text: str) -> tuple[dict, set[str]]:
+        cfg = load_config_text(text)
+        job = promote_workflow(cfg)["jobs"]["promote"]
+        container = next(d for d in receiver(cfg) if d["kind"] == "Deployment")["spec"]["template"]["spec"][
+            "containers"][0]
+        return job["permissions"], {e["name"] for e in container["env"]} | set(job["steps"][-1]["env"])
+
+    permissions, env = rights(starter_text())
+    assert permissions == {"contents": "write", "pull-requests": "write"} and "GITHUB_TOKEN" in env
+    permissions, env = rights(starter_text(prod_approval="direct"))
+    assert permissions == {"contents": "write"} and "GITHUB_TOKEN" not in env
+
+
 # -- the webhook to prod: a pull request, nothing on main -----------------------------------------------
 
 
@@ -172,12 +190,16 @@ def test_webhook_to_prod_opens_then_updates_one_pull_request_and_squash_merge_la
     uuid.UUID(t["Delivery-Id"])  # MLflow's own delivery id
     assert t["Alias-Moved-By"] == "not known (MLflow webhooks do not send it)"
     assert t["Delivered-At"].endswith("Z") and t["Run-Id"] == registry.wine.v2["run_id"]
-    assert t["Version-Created-By"] == "not recorded by the registry"  # this registry runs without auth
+    assert t["Version-Created-By"] == "not recorded by the registry"  # MLflow leaves a version's user_id empty
+    run_user = requests.get(f"{registry.url}/api/2.0/mlflow/runs/get", params={"run_id": t["Run-Id"]},
+                            timeout=30).json()["run"]["info"]["user_id"]
+    assert t["Run-User"] == f"{run_user} (as the training client reported it)"
     body = pull["body"]
     assert "Actor: not known (MLflow webhooks do not send it)" in body
     assert f"{registry.url}/#/models/{WINE}/versions/{registry.v2}" in body
     assert "accuracy" in body and f"Delivery-Id: {t['Delivery-Id']}" in body
     assert f"Delivery: {t['Delivery-Id']} at {t['Delivered-At']}" in body
+    assert f"Run: {t['Run-Id']}, by {run_user} (as the training client reported it)" in body
 
     status = json.loads(_ok(repo.cli("status", "-o", "json", env=_env(repo, github))).stdout)
     prod = next(r for r in status["rows"] if r["env"] == "prod")

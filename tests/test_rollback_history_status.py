@@ -231,6 +231,6 @@ def test_pr_pushes_a_branch_and_opens_then_reuses_one_pull_request(repo, registr
     assert query == {"state": ["open"], "head": [f"o:{branch}"]}
     created = json.loads(gh.requests[1].body)
     assert (created["head"], created["base"]) == (branch, "main")
-    assert created["title"] == f"promote(dev): {WINE} none -> {registry.v1}"
-    assert json.loads(gh.requests[3].body)["title"] == f"promote(dev): {WINE} none -> {registry.v2}"
+    assert created["title"] == f"promote(dev): {WINE} none -> {registry.v1} (@candidate)"
+    assert json.loads(gh.requests[3].body)["title"] == f"promote(dev): {WINE} none -> {registry.v2} (@candidate)"
     assert all(r.headers.get("Authorization") == "Bearer t0ken" for r in gh.requests)

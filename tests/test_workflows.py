@@ -144,8 +144,9 @@ def test_permissions_are_empty_at_the_top_and_granted_per_job(workflows):
             if granted:
                 writers[f"{rel.rsplit('/', 1)[1]}:{job_id}"] = granted
     build = writers.pop("promote.yaml:build", set())
-    # reconcile commits nothing: it starts promote.yaml for each drift (actions: write).
-    assert writers == {"promote.yaml:promote": {"contents"}, "reconcile.yaml:reconcile": {"actions"}}
+    # reconcile commits nothing: it starts promote.yaml for each drift (actions: write). The promote job opens
+    # pull requests for prod (approval: pull_request, the starter's default).
+    assert writers == {"promote.yaml:promote": {"contents", "pull-requests"}, "reconcile.yaml:reconcile": {"actions"}}
     assert build <= {"packages"}
 
 def test_only_a_ghcr_build_may_write_packages(tmp_path: Path):

@@ -182,7 +182,7 @@ class _Promotion:
             alias=target.ref.alias, run_id=version.run_id, image=target.image_text,
             storage_uri=target.storage_uri, trigger=req.trigger, delivery_id=delivery,
             coalesced=req.coalesced_deliveries,
-        ) | provenance(req, version) | self.route.trailers)
+        ) | provenance(req, version, self.client) | self.route.trailers)
 
     def _dry_run(self) -> PromotionResult:
         release_dir = self.ws.cfg.env_dir(self.target.env) / "release"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from gitops_tool.errors import GitopsError
 from gitops_tool.promotion.model import PromotionRequest
 from gitops_tool.registry import ModelVersion
 
@@ -17,12 +18,18 @@ ACTOR_UNKNOWN = "not known (MLflow webhooks do not send it)"
 AUTOMATIC = ("webhook", "reconcile", "workflow")
 
 
-def provenance(req: PromotionRequest, version: ModelVersion) -> dict[str, str]:
-    """Trailers: Delivered-At, Version-Created-By and, for automatic triggers, Alias-Moved-By."""
+def provenance(req: PromotionRequest, version: ModelVersion, client=None) -> dict[str, str]:
+    """Trailers: Delivered-At, Version-Created-By, Run-User and, for automatic triggers, Alias-Moved-By."""
     out: dict[str, str] = {}
     if req.event_timestamp:
         out["Delivered-At"] = datetime.fromtimestamp(req.event_timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     out["Version-Created-By"] = version.user_id or "not recorded by the registry"
+    if client is not None and version.run_id:
+        try:
+            user = client.get_run_user(version.run_id)
+        except GitopsError:  # the run is gone or the registry hiccuped: provenance never fails a promotion
+            user = None
+        out["Run-User"] = f"{user} (as the training client reported it)" if user else "not recorded"
     if req.trigger in AUTOMATIC:
         out["Alias-Moved-By"] = ACTOR_UNKNOWN
     return out

@@ -52,7 +52,7 @@ def pr_body(cfg: Config, repo: GitRepo, result: PromotionResult, req: PromotionR
         f"- Actor: {actor}",
         f"- Delivery: {trailers.get('Delivery-Id') or req.delivery_id or 'none'}{delivered}",
         f"- Version created by: {trailers.get('Version-Created-By', 'not recorded by the registry')}",
-        f"- Run: {trailers.get('Run-Id', 'none')}",
+        f"- Run: {trailers.get('Run-Id', 'none')}, by {trailers.get('Run-User', 'not recorded')}",
         "",
         "### Commit trailers",
         "",

@@ -273,6 +273,11 @@ class RegistryClient:
                 latest[m["key"]] = key
         return {k: v[2] for k, v in latest.items()}
 
+    def get_run_user(self, run_id: str) -> str | None:
+        """The run's user_id: who the training client said it was (MLflow does not verify it)."""
+        body = self._request("GET", f"{API}/runs/get", f"run {run_id!r}", params={"run_id": run_id})
+        return (body.get("run", {}).get("info", {}).get("user_id")) or None
+
     def get_download_uri(self, name: str, version: str | int) -> str:
         what = f"model {name!r} version {version}"
         body = self._request(
