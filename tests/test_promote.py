@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -230,7 +231,14 @@ def test_repo_url_promotes_in_a_fresh_clone(repo, registry, tmp_path):
 # -- golden files: minimal diffs and round-trip fidelity ------------------------------------------
 
 
+def _untimed(text: str) -> str:
+    """The deployed-at annotation carries the commit's time: the golden files keep a placeholder."""
+    return re.sub(r"gitops-tool.io/deployed-at: '\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ'",
+                  "gitops-tool.io/deployed-at: '<time>'", text)
+
+
 def _golden(name: str, actual: str) -> None:
+    actual = _untimed(actual)
     path = GOLDEN / name
     if os.environ.get("GOLDEN_UPDATE"):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -252,7 +260,7 @@ def test_second_promotion_changes_exactly_the_tag_version_and_chain_lines(repo, 
     _golden("promote_dev_1_to_2.diff", _diff(repo, "HEAD~1", "HEAD"))
     numstat = repo.git("diff", "--numstat", "HEAD~1", "HEAD").split()
     assert numstat == ["1", "1", "environments/dev/release/kustomization.yaml",
-                       "3", "2", "environments/dev/release/wine-classifier.yaml"]
+                       "4", "3", "environments/dev/release/wine-classifier.yaml"]
     _golden("dev_release_v2/kustomization.yaml", repo.release("dev").read_text())
     _golden("dev_release_v2/wine-classifier.yaml", repo.release("dev", f"{WINE}.yaml").read_text())
 
@@ -297,10 +305,11 @@ def test_comments_order_quoting_and_blank_lines_survive(repo, registry):
     assert repo.release("dev").read_text() == HAND_EDITED.replace("newTag: 'v1'", "newTag: 'v2'")
     added = (f"    gitops-tool.io/artifact: {IMAGE_REPO}:v2\n"
              f"""    gitops-tool.io/deployed-before: '[{{"version":"1","image":"{IMAGE_REPO}:v1"}}]'\n""")
-    patch = repo.release("dev", f"{WINE}.yaml").read_text()
-    assert added in patch  # the tool's own two annotations are appended; the rest is as it was
+    patch = _untimed(repo.release("dev", f"{WINE}.yaml").read_text())
+    added = "    gitops-tool.io/deployed-at: '<time>'\n" + added  # a new version: when it was deployed
+    assert added in patch  # the tool's own annotations are appended; the rest is as it was
     assert patch.replace(added, "") == HAND_EDITED_PATCH.replace("model-version: '1'", "model-version: '2'")
-    assert repo.git("diff", "--numstat", "HEAD~1", "HEAD").split()[::3] == ["1", "3"]
+    assert repo.git("diff", "--numstat", "HEAD~1", "HEAD").split()[::3] == ["1", "4"]
     image, annotations = _served_image(repo, "dev")
     assert image == f"{IMAGE_REPO}:v2" and annotations["team"] == "ml-platform"
 

@@ -9,6 +9,7 @@ command that loads gitops.yaml, not the first promotion that needs it.
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -100,26 +101,29 @@ def _promtool_parse(checks: list[Check], path: list, where: Where) -> None:
 
     Without promtool on PATH the expressions are not checked here; Prometheus then rejects a bad one
     at query time and the verification fails (never passes)."""
-    promtool = shutil.which("promtool")
-    if not promtool or not checks:
+    if not checks or not shutil.which("promtool"):
         return
+    text = _promtool_errors(tuple(expand(c.query, PLACEHOLDERS | {"$window": c.window}) for c in checks))
+    if text is None:
+        return
+    for i, check in enumerate(checks):  # promtool names the rule by its position ("rule 2")
+        if re.search(rf"(?:rule|group \"verify\", rule) {i + 1}\b", text) or len(checks) == 1:
+            raise GitopsError(f"{where(path + ['checks', i, 'query'])}: PromQL does not parse "
+                              f"({_first_error(text)}): {check.query}")
+    raise GitopsError(f"{where(path + ['checks'])}: PromQL does not parse: {_first_error(text)}")
+
+
+@functools.lru_cache(maxsize=64)  # the receiver loads gitops.yaml for every job: one promtool run per content
+def _promtool_errors(expressions: tuple[str, ...]) -> str | None:
     import yaml
 
-    rules = [{"record": f"gitops_verify_{i}", "expr": expand(c.query, PLACEHOLDERS | {"$window": c.window})}
-             for i, c in enumerate(checks)]
+    rules = [{"record": f"gitops_verify_{i}", "expr": expr} for i, expr in enumerate(expressions)]
     with tempfile.TemporaryDirectory(prefix="gitops-tool-promql-") as tmp:
         file = Path(tmp) / "verify.rules.yaml"
         file.write_text(yaml.safe_dump({"groups": [{"name": "verify", "rules": rules}]}), encoding="utf-8")
-        res = subprocess.run([promtool, "check", "rules", str(file)], capture_output=True, text=True, timeout=60)
-    if res.returncode == 0:
-        return
-    text = (res.stderr + res.stdout).replace(str(file), "verify")
-    for i, check in enumerate(checks):  # promtool names the rule by its position ("rule 2")
-        if re.search(rf"(?:rule|group \"verify\", rule) {i + 1}\b", text) or len(checks) == 1:
-            detail = _first_error(text)
-            raise GitopsError(f"{where(path + ['checks', i, 'query'])}: PromQL does not parse ({detail}): "
-                              f"{check.query}")
-    raise GitopsError(f"{where(path + ['checks'])}: PromQL does not parse: {_first_error(text)}")
+        res = subprocess.run([shutil.which("promtool") or "promtool", "check", "rules", str(file)],
+                             capture_output=True, text=True, timeout=60)
+    return None if res.returncode == 0 else (res.stderr + res.stdout).replace(str(file), "verify")
 
 
 def _first_error(text: str) -> str:

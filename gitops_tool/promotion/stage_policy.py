@@ -24,7 +24,7 @@ def hold_back(cfg, target, current, req: PromotionRequest, steps=None) -> str | 
     """A reason to skip (automatic triggers), None to go on; raises where a manual promotion must stop."""
     if req.canary is None and (reason := canary.while_running(current, req, target.model.name, target.env)):
         return reason
-    if steps is None:
+    if steps is None or not _applies(cfg, target):  # the step is listed only where soak or verify applies
         return _soak_and_verify(cfg, target, req)[0]
     with steps.run("soak+verify") as step:
         reason, notes = _soak_and_verify(cfg, target, req)
@@ -32,6 +32,11 @@ def hold_back(cfg, target, current, req: PromotionRequest, steps=None) -> str | 
         if reason:
             step.status = "skipped"
     return reason
+
+
+def _applies(cfg, target) -> bool:
+    up = soak.upstream(target.model, target.env)
+    return bool(up and (cfg.environments[up].soak_seconds or cfg.environments[up].verify is not None))
 
 
 def _soak_and_verify(cfg, target, req: PromotionRequest) -> tuple[str | None, list[str]]:
