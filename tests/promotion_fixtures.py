@@ -28,12 +28,14 @@ GIT_IDENTITY = {
 }
 # Variables from the developer's or CI's shell that would change what the CLI does.
 _SCRUB = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-          "GITHUB_STEP_SUMMARY", "GITHUB_TOKEN", "GITHUB_API_URL", "GITHUB_REPOSITORY", "GITOPS_TOOL_SCHEMA_DIR")
+          "GITHUB_STEP_SUMMARY", "GITHUB_TOKEN", "GITHUB_API_URL", "GITHUB_REPOSITORY", "GITOPS_TOOL_SCHEMA_DIR",
+          "ARGOCD_AUTH_TOKEN")
 
 
 def base_env(tracking_uri: str | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
     env.update(GIT_IDENTITY)
+    env["KUBECONFIG"] = os.devnull  # never a developer's real cluster: the Argo CD refresh step skips
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
     env.update(extra)

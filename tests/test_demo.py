@@ -49,6 +49,12 @@ def test_demo_runs_the_whole_loop_and_leaves_no_process(tmp_path: Path):
     # The demo ends consistent: the hold is lifted and reconcile re-promoted @champion.
     assert rows["prod"]["git_version"] == "2" and rows["prod"]["hold"] is None and rows["prod"]["aliases"] == {"champion": "2"}
     assert rows["dev"]["git_version"] == "2" and summary["drift"] == []
+    # The registry tells what happened to each version it promoted (gitops.<env> tags, read back from MLflow).
+    tags, head = summary["tags"], summary["commits"][0]["sha"]
+    assert (tags["2"]["prod"]["state"], tags["2"]["prod"]["trigger"], tags["2"]["prod"]["commit"]) == (
+        "committed", "reconcile", head)
+    assert (tags["1"]["prod"]["state"], tags["1"]["prod"]["trigger"]) == ("committed", "rollback")
+    assert tags["2"]["dev"]["state"] == "committed" and tags["2"]["dev"]["alias_at"].endswith("Z")
     assert "mlflow server" in summary["mlflow_restart"] and str(workdir / "mlflow") in summary["mlflow_restart"]
     time.sleep(0.5)
     assert _processes_mentioning(str(workdir)) == []

@@ -61,7 +61,8 @@ def test_alias_promotion_commits_pushes_and_records_trailers(repo, registry):
         "image": f"{IMAGE_REPO}:v{registry.v1}", "pushed": True, "skipped": None,
     }
     assert first["commit"] == repo.head() == repo.remote_head()
-    assert [s["name"] for s in first["steps"]] == ["resolve", "gates", "commit+push"]
+    assert [s["name"] for s in first["steps"]] == ["resolve", "gates", "commit+push", "argocd refresh",
+                                                   "record on version"]
     assert repo.porcelain() == ""
 
     registry.set_alias("candidate", registry.v2)

@@ -164,6 +164,30 @@ def test_commit_url_for_known_forges_only():
 def test_record_never_raises_and_counts(registry):
     before = version_tags.counts()
     assert version_tags.record(None, WINE, registry.v1, "dev", "committed") == "no MLflow tracking URI configured"
-    assert version_tags.record(None, WINE, registry.v1, "dev", "not-a-state") is not None
+    assert "lower_snake" in version_tags.record(None, WINE, registry.v1, "dev", "Not A State")
     assert version_tags.counts()["failures"] == before["failures"] + 2
     assert yaml.safe_load(version_tags.value("held", reason="x" * 5000))["reason"].endswith("…")
+
+
+def test_a_promotion_adds_exactly_one_registry_round_trip(repo, registry, monkeypatch):
+    """Every registry request of the engine counted: the tag is one POST set-tag; a skip sends none."""
+    import gitops_tool.registry.client as client_mod
+    from gitops_tool.promotion.engine import promote
+
+    calls: list[str] = []
+    original = client_mod.RegistryClient._request
+
+    def counted(self, method, path, what, **kwargs):
+        calls.append(f"{method} {path.removeprefix(client_mod.API)}")
+        return original(self, method, path, what, **kwargs)
+
+    monkeypatch.setattr(client_mod.RegistryClient, "_request", counted)
+    request = PromotionRequest(ref=f"{WINE}/{registry.v1}", env="staging", config_path=repo.root / "gitops.yaml",
+                               tracking_uri=registry.url)
+    assert promote(request).pushed
+    assert calls.count("POST /model-versions/set-tag") == 1
+    assert [c for c in calls if c.startswith("POST")] == ["POST /model-versions/set-tag"]
+    assert len(calls) == 3  # resolve the version, read its run's metrics for the gate, write the tag
+    calls.clear()
+    assert promote(request).skipped == "already promoted"
+    assert calls == ["GET /model-versions/get"]  # decided before the gates; nothing to record

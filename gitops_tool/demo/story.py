@@ -49,6 +49,7 @@ class Demo:
         self.procs = Processes()
         self.summary: dict[str, Any] = {"latencies_s": [], "versions": {}}
         self.env = dict(os.environ)
+        self.env["KUBECONFIG"] = os.devnull  # no cluster here: the Argo CD refresh step says so and skips
 
     # -- the story -------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -112,6 +113,9 @@ class Demo:
         text = config.read_text().replace("http://127.0.0.1:5000", self.mlflow.url)
         # One alias, one environment, so the story stays short: no staging-first gate here.
         text = text.replace("      require_previous_stage: {prod: staging}\n", "")
+        # dev scales to zero between uses (KServe Serverless): what a dev environment usually wants.
+        text = text.replace("    serving: {mode: Standard, min_replicas: 1, max_replicas: 2}\n",
+                            "    serving: {mode: Serverless, min_replicas: 0, max_replicas: 2}\n", 1)
         config.write_text(text)
         _cli(self.progress, "generate", cwd=self.repo, env=self.env, show=False)
         for args in (("init", "--quiet", "-b", "main"), ("add", "-A"),
@@ -177,6 +181,23 @@ class Demo:
         status = json.loads(_cli(self.progress, "status", "--output", "json", cwd=self.repo, env=self.env,
                                  show=False))
         self.summary["final_status"] = status["rows"]
+        self._show_tags()
+
+    def _show_tags(self) -> None:
+        """What the registry now says about each version (the gitops.<env> tags the promotions wrote)."""
+        from gitops_tool.promotion.version_tags import PREFIX, parse
+        from gitops_tool.registry import RegistryClient
+
+        self.summary["tags"] = {}
+        with RegistryClient(self.mlflow.url) as client:
+            for version in sorted(self.summary["versions"]):
+                tags = client.get_version(MODEL, version).tags
+                envs = sorted(k.removeprefix(PREFIX) for k in tags if k.startswith(PREFIX))
+                self.summary["tags"][version] = {env: parse(tags, env) for env in envs}
+                for env, state in self.summary["tags"][version].items():
+                    extra = ", ".join(f"{k} {v[:12] if k == 'commit' else v}" for k, v in state.items()
+                                      if k in ("commit", "trigger", "reason"))
+                    self.progress.say(f"      {MODEL} v{version} tag {PREFIX}{env}: {state['state']} ({extra})")
 
     def _predict(self) -> None:
         import mlflow.pyfunc

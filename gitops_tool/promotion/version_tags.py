@@ -6,7 +6,8 @@ The person who moves `@champion` reads what happened on the version page. The na
     {"state": "committed", "commit": "<sha>", "commit_url": "https://github.com/o/r/commit/<sha>",
      "trigger": "webhook", "updated": "2026-12-03T17:30:01Z"}
 
-`state` is one of STATES; the other keys appear when they mean something (FIELDS). One tag, not
+`state` is one of STATES (the ones this tool writes; other code may add its own lower_snake
+states and fields, e.g. a canary's); the other keys appear when they mean something. One tag, not
 one per field, because MLflow has no batch set-tag for model versions: a write is exactly one
 `POST /api/2.0/mlflow/model-versions/set-tag`, the only registry round trip it adds to a job.
 Each write replaces the value: the tag says the latest thing that happened to this version in
@@ -31,6 +32,7 @@ from gitops_tool.errors import GitopsError
 PREFIX = "gitops."
 STATES = ("committed", "held", "refused", "synced", "healthy", "rolled_back")
 FIELDS = ("commit", "commit_url", "gate", "reason", "trigger", "alias_at", "synced_at", "ready_at")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_REASON = 1000  # MLflow accepts longer values; a reason longer than this is noise on the version page
 
 log = logging.getLogger("gitops_tool.promotion.version_tags")
@@ -45,11 +47,10 @@ def key(env: str) -> str:
 
 def value(state: str, **fields: Any) -> str:
     """The tag's JSON text; None fields are left out, the reason is cut to MAX_REASON."""
-    if state not in STATES:
-        raise ValueError(f"unknown deployment state {state!r} (known: {', '.join(STATES)})")
-    unknown = set(fields) - set(FIELDS)
-    if unknown:
-        raise ValueError(f"unknown tag field(s) {sorted(unknown)} (known: {', '.join(FIELDS)})")
+    bad = [name for name in (state, *fields) if not _NAME.match(name) or name == "updated"]
+    if bad:
+        raise ValueError(f"deployment state and fields are lower_snake words, not {bad} (known states: "
+                         f"{', '.join(STATES)}; fields: {', '.join(FIELDS)})")
     data = {k: str(v) for k, v in fields.items() if v is not None and v != ""}
     if len(data.get("reason", "")) > MAX_REASON:
         data["reason"] = data["reason"][:MAX_REASON - 1] + "…"
