@@ -11,7 +11,7 @@ bare remote, then alternates:
   * floor: a separate Python subprocess that does one registry REST call (requests GET of the alias),
     one git fetch and one git commit + push (subprocess git) — interpreter start, one HTTP round
     trip, the fetch that building on the remote's tip needs, one commit.
-  * promote with GITOPS_TOOL_RENDER_CACHE=off: the same, always rendering and validating.
+  * promote with GITOPS_TOOL_CACHE=off: the same, always rendering and validating.
 The validated-render cache lives in a per-run GITOPS_TOOL_CACHE_DIR. Prints the medians, the ratios,
 the exact commands and the load average. Goal (issue 15): promote median <= 2.5x the floor.
 """
@@ -99,7 +99,7 @@ def main() -> None:
             env = {**os.environ, **IDENTITY, "MLFLOW_TRACKING_URI": server.url,
                    "GITOPS_TOOL_CACHE_DIR": str(tmp / "cache")}  # the validated-render cache, per run
             env.pop("GITHUB_STEP_SUMMARY", None)
-            uncached = {**env, "GITOPS_TOOL_RENDER_CACHE": "off"}
+            uncached = {**env, "GITOPS_TOOL_CACHE": "off"}
             promote_cmd = lambda v: [sys.executable, "-m", "gitops_tool.cli.main", "promote",  # noqa: E731
                                      f"wine-classifier/{v}", "--env", "dev"]
             floor_cmd = lambda n: [sys.executable, "-c", FLOOR, server.url, str(repo), str(n)]  # noqa: E731
@@ -123,7 +123,7 @@ def main() -> None:
     print(f"floor command:   {shlex.join([sys.executable, '-c', '<FLOOR script>', '<uri>', '<repo>', '<n>'])}")
     print(f"runs: {args.runs} each, interleaved; alternating versions {v1} <-> {v2}, every promote commits")
     print(f"promote median {p:.3f} s  (min {min(promote_times):.3f}, max {max(promote_times):.3f})")
-    print(f"promote, render cache off (GITOPS_TOOL_RENDER_CACHE=off) median {u:.3f} s  "
+    print(f"promote, render cache off (GITOPS_TOOL_CACHE=off) median {u:.3f} s  "
           f"(min {min(uncached_times):.3f}, max {max(uncached_times):.3f})")
     print(f"floor   median {f:.3f} s  (min {min(floor_times):.3f}, max {max(floor_times):.3f})")
     print(f"ratio promote/floor {p / f:.2f}x (cache off {u / f:.2f}x)   goal: <= 2.5x floor: "

@@ -116,11 +116,34 @@ def bench(overlays: dict[str, Path], repeats: int = 5, *, max_workers: int | Non
             "cold_ratio": cold_s["validate"] / cold_s["bare"]}
 
 
+def one_env(root: Path, env: str, repeats: int, schema_dir: Path | None) -> dict[str, float]:
+    """`gitops-tool validate ENV` (CLI, committed tree: the secret scan reads what git tracks) vs a
+    bare `kubectl kustomize` of the same overlay, each a fresh process, interleaved."""
+    from gitops_tool.kustomize.render import kubectl_path
+
+    git = {"cwd": root, "check": True, "capture_output": True}
+    subprocess.run(["git", "init", "-q", "-b", "main"], **git)
+    subprocess.run(["git", "add", "-A"], **git)
+    subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@localhost", "commit", "-q", "-m", "p"], **git)
+    cli = [sys.executable, "-m", "gitops_tool.cli.main", "validate", env] + (
+        ["--schema-dir", str(schema_dir)] if schema_dir else ["--allow-unchecked"])
+    bare = [kubectl_path(), "kustomize", str(root / "environments" / env)]
+    times: dict[str, list[float]] = {"cli": [], "bare": []}
+    for _ in range(repeats):
+        for side, cmd in (("cli", cli), ("bare", bare)):
+            start = time.perf_counter()
+            subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+            times[side].append(time.perf_counter() - start)
+    return {side: statistics.median(values) for side, values in times.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("counts", nargs="*", type=int, default=[3, 30])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--one-env", action="store_true",
+                        help="also time the CLI `validate env00` against a bare kustomize of env00")
     args = parser.parse_args(argv)
     schema_dir = SCHEMAS if SCHEMAS.is_dir() else None
     print(f"command: {' '.join([sys.executable, *sys.argv])}")
@@ -128,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.counts:
         with tempfile.TemporaryDirectory(prefix="validate-bench-") as tmp:
             r = bench(generate(Path(tmp), n), args.repeats, max_workers=args.workers, schema_dir=schema_dir)
+            single = one_env(Path(tmp), "env00", args.repeats, schema_dir) if args.one_env else None
         print(f"N={r['n']:>3} workers={r['workers']}: bare kustomize {r['bare_median_s']:.3f}s, "
               f"validate_all {r['validate_median_s']:.3f}s (first {r['validate_first_s']:.3f}s), "
               f"ratio {r['ratio']:.2f}; checks alone (sequential, warm) {r['checks_only_sequential_s']:.3f}s "
@@ -135,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"       CPU (self+kustomize) bare {r['bare_cpu_s']:.3f}s, validate_all {r['validate_cpu_s']:.3f}s, "
               f"ratio {r['validate_cpu_s'] / r['bare_cpu_s']:.2f}; fresh interpreter each: bare "
               f"{r['cold_bare_s']:.3f}s, validate {r['cold_validate_s']:.3f}s, ratio {r['cold_ratio']:.2f}")
+        if single:
+            print(f"       one environment: `gitops-tool validate env00` {single['cli']:.3f}s, bare kustomize of "
+                  f"env00 {single['bare']:.3f}s, ratio {single['cli'] / single['bare']:.2f}")
+    print("load average %.2f %.2f %.2f" % os.getloadavg())
     return 0
 
 

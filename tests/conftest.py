@@ -15,6 +15,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_SCHEMAS = REPO_ROOT.parent / "shared" / "schemas"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory) -> None:
+    """The validated-render cache and the generate memo of this test session, not the user's."""
+    os.environ["GITOPS_TOOL_CACHE_DIR"] = str(tmp_path_factory.mktemp("gitops-tool-cache"))
+
+
 @pytest.fixture
 def schema_dir() -> Path:
     if not (SHARED_SCHEMAS / "argoproj.io").is_dir():

@@ -218,5 +218,5 @@ def test_a_full_disk_during_the_cache_write_ends_in_a_correct_full_path(repo, sc
 
 def test_the_cache_can_be_turned_off(repo, schema_dir, monkeypatch):
     _warm(repo, schema_dir)
-    monkeypatch.setenv("GITOPS_TOOL_RENDER_CACHE", "off")
+    monkeypatch.setenv("GITOPS_TOOL_CACHE", "off")
     assert _promote(repo, "4", schema_dir) == 1

@@ -118,10 +118,10 @@ def history(model: str, env: str | None, *, config: str | None, output: str) -> 
 def status(*, config: str | None, output: str, tracking_uri: str | None) -> int:
     from gitops_tool.promotion.reviews import mark_pending_reviews
     from gitops_tool.promotion.status import collect
-    from gitops_tool.promotion.workspace import open_workspace
+    from gitops_tool.promotion.tip_view import open_tip_view
     from gitops_tool.registry import RegistryClient, resolve_tracking_uri
 
-    with open_workspace(Path(config) if config else None) as ws:  # the remote's tip, not the working tree
+    with open_tip_view(Path(config) if config else None) as ws:  # the remote's tip, not the working tree
         uri = resolve_tracking_uri(tracking_uri, ws.cfg.mlflow.get("tracking_uri"))
         with RegistryClient(uri, retries=1, timeout=5) as client:
             rows, problem = collect(ws.cfg, client)

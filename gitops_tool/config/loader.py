@@ -22,6 +22,7 @@ def schema() -> dict[str, Any]:
     return json.loads(resources.files("gitops_tool.schema").joinpath(SCHEMA_FILE).read_text())
 
 
+@lru_cache(maxsize=1)
 def schema_text() -> str:
     return resources.files("gitops_tool.schema").joinpath(SCHEMA_FILE).read_text()
 
@@ -110,6 +111,18 @@ def _to_plain(node: Any) -> Any:
 
 
 def _schema_errors(plain: dict, doc: Any, source: str) -> list[str]:
+    from gitops_tool.config.valid_cache import known_valid, record_valid
+
+    text = schema_text()
+    if known_valid(plain, text):
+        return []
+    found = _check_schema(plain, doc)
+    if not found:
+        record_valid(plain, text)
+    return [f"{source}:{line or 1} {path or '(top level)'}: {msg}" for line, path, msg in found]
+
+
+def _check_schema(plain: dict, doc: Any) -> list[tuple]:
     from jsonschema import Draft202012Validator
 
     validator = Draft202012Validator(schema())
@@ -130,7 +143,7 @@ def _schema_errors(plain: dict, doc: Any, source: str) -> list[str]:
             message = f"{err.instance!r} is not a valid name: {_describe(err)}"
         found.append((_line_of(doc, path), _dotted(path), message))
     found.sort(key=lambda item: (item[0] or 0, item[1]))
-    return [f"{source}:{line or 1} {path or '(top level)'}: {msg}" for line, path, msg in found]
+    return found
 
 
 def _describe(err: Any) -> str:

@@ -1,8 +1,7 @@
 """The Git layer for promotions: commits with trailers, pushes that survive races.
 
-Thin over GitPython's command runner (`git` subprocesses with LC_ALL=C and no
-prompts); the object API is avoided because a subprocess per step is both
-simpler and faster for clone/commit/push on small overlay repos."""
+Thin over `git` subprocesses (LC_ALL=C, no prompts, see _run); a subprocess per step is both
+simpler and faster for clone/commit/push on small overlay repos than a Git library."""
 
 from __future__ import annotations
 

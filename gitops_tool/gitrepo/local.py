@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import git
-
 from gitops_tool.errors import GitopsError
 
-from ._run import clean_stderr, run
+from ._run import GitCmd, clean_stderr, run
 from .repo import GitRepo
 
 
 def init_bare_remote(path: Path, *, initial_branch: str = "main") -> Path:
     """Create a bare repository at ``path`` to act as a remote; returns its path."""
-    res = run(git.Git(), "init", "--quiet", "--bare", f"--initial-branch={initial_branch}", "--", str(path))
+    res = run(GitCmd(), "init", "--quiet", "--bare", f"--initial-branch={initial_branch}", "--", str(path))
     if not res.ok:
         raise GitopsError(f"cannot create bare repository {path}: {clean_stderr(res.err)}")
     return Path(path).resolve()
@@ -24,7 +22,7 @@ def push_branch(repo: GitRepo, remote: str, branch: str) -> None:
     """Push HEAD to ``remote``/``branch`` and make it the upstream of the current branch."""
     repo.push(remote, branch)
     local = repo.current_branch()
-    res = run(repo._repo.git, "branch", f"--set-upstream-to={remote}/{branch}", local)
+    res = repo._git("branch", f"--set-upstream-to={remote}/{branch}", local)
     if not res.ok:
         raise GitopsError(f"cannot set upstream of {local!r} to {remote}/{branch} in {repo.root}: "
                           f"{clean_stderr(res.err)}")

@@ -7,11 +7,9 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-import git
-
 from gitops_tool.errors import GitopsError
 
-from ._run import NETWORK_TIMEOUT, Result, as_posix_rel, clean_stderr, redact, run
+from ._run import NETWORK_TIMEOUT, GitCmd, Result, as_posix_rel, clean_stderr, redact, run
 from .messages import LOG_FORMAT, CommitRecord, build_message, parse_log
 from .pushout import check_push
 
@@ -28,22 +26,28 @@ PathLike = Path | str
 
 
 class GitRepo:
-    def __init__(self, repo: git.Repo):
-        self._repo = repo
-        self.root = Path(repo.working_tree_dir).resolve()  # type: ignore[arg-type]
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+        self._cmd = GitCmd(self.root)
         self._identity: list[str] | None = None
 
     # -- construction -------------------------------------------------------
     @classmethod
     def open(cls, path: Path) -> GitRepo:
         """Open the repository containing ``path`` (any subdirectory works)."""
-        try:
-            repo = git.Repo(path, search_parent_directories=True)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise GitopsError(f"{path} is not inside a git repository") from None
-        if repo.bare or repo.working_tree_dir is None:
+        path = Path(path)
+        if not path.exists():
+            raise GitopsError(f"{path} is not inside a git repository")
+        where = path if path.is_dir() else path.parent
+        res = run(GitCmd(where), "rev-parse", "--is-bare-repository", "--is-inside-work-tree")
+        if not res.ok:
+            raise GitopsError(f"{path} is not inside a git repository")
+        if res.out.split()[:1] == ["true"] or res.out.split()[1:2] != ["true"]:
             raise GitopsError(f"{path} is a bare git repository; a working tree is needed")
-        return cls(repo)
+        top = run(GitCmd(where), "rev-parse", "--show-toplevel")
+        if not top.ok or not top.out.strip():
+            raise GitopsError(f"{path} is a bare git repository; a working tree is needed")
+        return cls(Path(top.out.strip()))
 
     @classmethod
     def clone(cls, url: str, branch: str, dest: Path, *, depth: int | None = 1) -> GitRepo:
@@ -51,7 +55,7 @@ class GitRepo:
         args = ["clone", "--quiet", "--single-branch", "--branch", branch]
         if depth is not None:
             args += ["--depth", str(depth), "--no-local"]  # --depth is ignored for local paths otherwise
-        res = run(git.Git(), *args, "--", url, str(dest), timeout=NETWORK_TIMEOUT)
+        res = run(GitCmd(), *args, "--", url, str(dest), timeout=NETWORK_TIMEOUT)
         if not res.ok:
             raise GitopsError(
                 f"cannot clone {redact(url)!r} branch {branch!r} into {dest}: {clean_stderr(res.err)}",
@@ -61,7 +65,7 @@ class GitRepo:
 
     # -- plumbing -------------------------------------------------------------
     def _git(self, *args: str, timeout: float | None = None) -> Result:
-        return run(self._repo.git, *args, timeout=timeout)
+        return run(self._cmd, *args, timeout=timeout)
 
     def _check(self, res: Result, what: str) -> str:
         if not res.ok:

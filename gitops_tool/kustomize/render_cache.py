@@ -20,7 +20,7 @@ only written after a full validation with no error; a corrupt or unreadable entr
 another key or a failed write (disk full) is a miss.
 
 The cache lives in $GITOPS_TOOL_CACHE_DIR, else $XDG_CACHE_HOME/gitops-tool, else
-~/.cache/gitops-tool, in validated-render/; GITOPS_TOOL_RENDER_CACHE=off turns it off.
+~/.cache/gitops-tool, in validated-render/; GITOPS_TOOL_CACHE=off turns it (and the generate memo) off.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def cache_dir() -> Path:
 
 
 def enabled() -> bool:
-    return os.environ.get("GITOPS_TOOL_RENDER_CACHE", "on").lower() not in ("off", "0", "false", "no")
+    return os.environ.get("GITOPS_TOOL_CACHE", "on").lower() not in ("off", "0", "false", "no")
 
 
 def render_key(env: str, env_dir: Path, schema_dir: Path | None, k8s_version: str) -> str | None:

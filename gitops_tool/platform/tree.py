@@ -9,6 +9,7 @@ from gitops_tool.config import Config
 from gitops_tool.config.loader import schema_text
 from gitops_tool.platform.argocd import argocd_files
 from gitops_tool.platform.common import harden
+from gitops_tool.platform.dump_memo import DumpMemo
 from gitops_tool.platform.datastores import minio, postgres
 from gitops_tool.platform.edge import (
     ingress, minio_policy, platform_network_policies, serving_network_policies, service_monitor,
@@ -106,12 +107,17 @@ def generated_tree(cfg: Config) -> dict[str, str]:
     for env in cfg.environments.values():
         tree |= {f"{env.rel_dir}/{k}": v for k, v in serving_overlay_files(cfg, env, cfg.env_dir(env.name)).items()}
     tree |= {f"argocd/{k}": v for k, v in argocd_files(cfg).items()}
-    out = {path: dump_docs([skip_dry_run_if_crd(harden(d) if path.startswith("base/") else d) for d in docs])
+    memo = DumpMemo(cfg.root)  # an unchanged document's file on disk is its dump: no ruamel for it
+    out = {path: memo.dump(path, [skip_dry_run_if_crd(harden(d) if path.startswith("base/") else d) for d in docs],
+                           dump_docs)
            for path, docs in sorted(tree.items())}
-    out |= {path: dump_docs([doc], header=WORKFLOW_HEADER) for path, doc in sorted(workflow_files(cfg).items())}
+    out |= {path: memo.dump(path, [doc], dump_docs, header=WORKFLOW_HEADER)
+            for path, doc in sorted(workflow_files(cfg).items())}
     for target in cfg.targets():
         for rel, body in local_secret_files(cfg, target).items():
-            out[f"{target.rel_dir}/{rel}"] = body if isinstance(body, str) else dump_docs(body)
+            path = f"{target.rel_dir}/{rel}"
+            out[path] = body if isinstance(body, str) else memo.dump(path, body, dump_docs)
+    memo.save()
     if cfg.receiver["enabled"]:
         # cfg.source, not root/gitops.yaml: `--config` may name another file.
         out["base/platform/receiver/gitops.yaml"] = GENERATED_HEADER + Path(cfg.source).read_text(encoding="utf-8")

@@ -1,8 +1,8 @@
 """A small MLflow registry client over REST.
 
 The promotion path must not pay the 3 s ``import mlflow``, so this speaks the
-tracking server's REST API with ``requests`` and honours the same client
-environment variables as MLflow's own client.
+tracking server's REST API (over registry.transport, the standard library's http.client) and
+honours the same client environment variables as MLflow's own client.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
 from gitops_tool.errors import GitopsError
+from gitops_tool.registry import transport
 from gitops_tool.registry.refs import ModelRef
 
 API = "/api/2.0/mlflow"
@@ -78,14 +77,11 @@ def _event(event: tuple[str, str] | str) -> dict[str, str]:
     return {"entity": entity.upper(), "action": action.upper()}
 
 
-def _describe(exc: requests.RequestException, timeout: float) -> str:
-    """A short cause instead of urllib3's "Max retries exceeded ..." wording."""
-    if isinstance(exc, requests.Timeout):
+def _describe(exc: transport.TransportError, timeout: float) -> str:
+    """A short cause: the timeout, or why the connection failed."""
+    if isinstance(exc, transport.Timeout):
         return f"no answer within {timeout:g} s"
-    reason = exc.args[0] if exc.args else exc
-    reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError -> NewConnectionError
-    text = str(reason)
-    return "cannot connect: " + (text.split(": ", 1)[-1] if "Errno" in text else text)
+    return f"cannot connect: Failed to establish a new connection: {exc}"
 
 
 class RegistryClient:
@@ -108,9 +104,9 @@ class RegistryClient:
         self.session = self._make_session()
 
     @staticmethod
-    def _make_session() -> requests.Session:
+    def _make_session() -> transport.Session:
         env = os.environ
-        session = requests.Session()
+        session = transport.Session()
         user, password = env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")
         token = env.get("MLFLOW_TRACKING_TOKEN")
         # Same precedence as MLflow's client: basic auth wins over a token.
@@ -152,14 +148,14 @@ class RegistryClient:
             self.attempts += 1
             try:
                 resp = self.session.request(method, url, timeout=self.timeout, **kwargs)
-            except requests.exceptions.SSLError as exc:
+            except transport.TLSError as exc:
                 raise GitopsError(
                     f"TLS error talking to MLflow at {self.tracking_uri} ({what}): {exc}",
                     hint="set MLFLOW_TRACKING_SERVER_CERT_PATH to the CA bundle",
                 ) from exc
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (transport.ConnectError, transport.Timeout) as exc:
                 problem = _describe(exc, self.timeout)
-                ambiguous = isinstance(exc, requests.ReadTimeout)
+                ambiguous = isinstance(exc, transport.Timeout) and exc.read
                 if ambiguous and not idempotent:
                     break
                 continue
@@ -184,7 +180,7 @@ class RegistryClient:
             delay = max(delay, min(float(retry_after), 30.0))
         return delay
 
-    def _parse(self, resp: requests.Response, what: str) -> dict[str, Any]:
+    def _parse(self, resp: transport.Response, what: str) -> dict[str, Any]:
         try:
             body = resp.json() if resp.content else {}
         except ValueError:
@@ -198,7 +194,7 @@ class RegistryClient:
             )
         raise self._http_error(resp, body if isinstance(body, dict) else {}, what)
 
-    def _http_error(self, resp: requests.Response, body: dict[str, Any], what: str) -> GitopsError:
+    def _http_error(self, resp: transport.Response, body: dict[str, Any], what: str) -> GitopsError:
         code = body.get("error_code", "")
         message = body.get("message") or resp.text[:300].strip()
         # A missing alias comes back as INVALID_PARAMETER_VALUE "... alias X not found."

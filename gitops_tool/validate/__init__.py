@@ -1,21 +1,26 @@
-"""`validate`: strict Kubernetes schemas, CRD schemas, project rules and a secret scan."""
+"""`validate`: strict Kubernetes schemas, CRD schemas, project rules and a secret scan.
+
+The names below load their module on first use (PEP 562), so a command that needs one small piece
+(the Kubernetes version, the secret patterns) does not import the schema validators with it."""
 
 from __future__ import annotations
 
-from gitops_tool.validate.findings import ERROR, UNCHECKED, WARNING, Finding
-from gitops_tool.validate.kube_schemas import K8S_VERSION
-from gitops_tool.validate.runner import validate_all, validate_environment
-from gitops_tool.validate.secrets_scan import SecretHit, scan_text, scan_tree
+import importlib
+from typing import Any
 
-__all__ = [
-    "ERROR",
-    "K8S_VERSION",
-    "UNCHECKED",
-    "WARNING",
-    "Finding",
-    "SecretHit",
-    "scan_text",
-    "scan_tree",
-    "validate_all",
-    "validate_environment",
-]
+_WHERE = {
+    "ERROR": "findings", "UNCHECKED": "findings", "WARNING": "findings", "Finding": "findings",
+    "K8S_VERSION": "kube_schemas",
+    "validate_all": "runner", "validate_environment": "runner",
+    "SecretHit": "secrets_scan", "scan_text": "secrets_scan", "scan_tree": "secrets_scan",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
