@@ -6,7 +6,8 @@
 One run, on this machine, every part real:
   * a local `mlflow server` (sqlite) with two wine versions;
   * the receiver, `gitops-tool webhook serve --mode promote`, as a subprocess, registered as an MLflow
-    webhook; it clones the bare remote (depth 1) per job, resolves, renders + validates, commits, pushes;
+    webhook; per job it refreshes its warm clone of the bare remote (fetch + hard reset + checks; the
+    first job clones, depth 1), resolves, renders + validates, commits, pushes;
   * the bench's own gitops.yaml: the starter with no gates (so v2 -> v1 is allowed every other move).
 
 End to end: time.time() just before the set-alias REST call -> the remote's refs/heads/main changes
@@ -24,11 +25,13 @@ RSS: VmRSS of the receiver's process group (the receiver and any git/kubectl chi
 sampled every 25 ms: idle before any job (cold), idle after warm-up, and while jobs run.
 
 Where the time goes: the receiver's own JSON log splits each move into delivery / queue / job /
-detection; then the same engine call the receiver makes (`promote()` on a fresh depth-1 clone,
-trigger webhook) runs in this process with timers around clone, config load, resolve, release read,
+detection; then the same engine call the receiver makes (`promote()` with a warm clone pool like the
+receiver's, trigger webhook) runs in this process with timers around the warm refresh, config load,
+resolve, release read,
 edit, kustomize render, validation, git commit, git push; "other" is the rest of the wall time.
 
-Goal: end-to-end p95 <= 2 s and <= 2x the floor's p95.
+Goals: end-to-end p95 <= 2 s; p95 <= 2.5x the floor's p95 (issue 15; the render cache it assumes is
+built separately: without it the render alone is about 3x the floor).
 """
 
 from __future__ import annotations
@@ -333,6 +336,7 @@ class Timers:
 def profile_engine(origin: Path, mlflow_url: str, versions: tuple[str, str], runs: int) -> tuple[list[dict], list]:
     import gitops_tool.kustomize.render as render_mod
     import gitops_tool.promotion.engine as engine
+    import gitops_tool.gitrepo.warm as warm
     import gitops_tool.promotion.workspace as workspace
     import gitops_tool.validate as validate_mod
     from gitops_tool.gitrepo.repo import GitRepo
@@ -349,6 +353,7 @@ def profile_engine(origin: Path, mlflow_url: str, versions: tuple[str, str], run
             timers.current["clone (depth 1, --no-local)"] += time.perf_counter() - start
 
     GitRepo.clone = classmethod(timed_clone)
+    timers.wrap(warm, "refresh", "warm clone refresh (fetch, reset, checks)")
     timers.wrap(workspace, "load_config", "load gitops.yaml")
     timers.wrap(engine, "resolve", "resolve (registry)")
     timers.wrap(engine, "read_release", "read release")
@@ -365,13 +370,14 @@ def profile_engine(origin: Path, mlflow_url: str, versions: tuple[str, str], run
     timers.wrap(workspace.shutil, "rmtree", "rmtree of the clone")
 
     results = []
-    for i in range(runs + 1):  # run 0 warms the imports up; not reported
+    pool = warm.ClonePool(str(origin), "main")
+    for i in range(runs + 1):  # run 0 warms the imports and the clone up; not reported
         version = versions[i % 2]
         timers.current = defaultdict(float)
         start = time.perf_counter()
         result = engine.promote(PromotionRequest(
             ref=f"{MODEL}/{version}", env="prod", repo_url=str(origin), trigger="webhook",
-            delivery_id=f"bench-profile-{i}", tracking_uri=mlflow_url))
+            delivery_id=f"bench-profile-{i}", tracking_uri=mlflow_url), clones=pool)
         wall = time.perf_counter() - start
         if not result.commit:
             raise SystemExit(f"profile run {i}: no commit ({result.skipped})")
@@ -381,6 +387,7 @@ def profile_engine(origin: Path, mlflow_url: str, versions: tuple[str, str], run
             row["total"] = wall
             timers.runs.append(row)
             results.append(result)
+    pool.close()
     return timers.runs, results
 
 
@@ -529,7 +536,8 @@ def main() -> int:
     print(f"  floor + that render {fmt(floor_v)}   e2e/that: p50 {e2e_s['p50'] / fv['p50']:.1f}x  "
           f"p95 {e2e_s['p95'] / fv['p95']:.1f}x")
     print(f"goal p95 <= 2 s: {'yes' if e2e_s['p95'] <= 2 else 'NO'} ({e2e_s['p95']:.3f}s);  "
-          f"p95 <= 2x floor: {'yes' if ratio95 <= 2 else 'NO'} ({ratio95:.1f}x)")
+          f"p95 <= 2.5x floor: {'yes' if ratio95 <= 2.5 else 'NO'} ({ratio95:.1f}x);  "
+          f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     all_e2e = [m["e2e_s"] for m in warm + moves]
     if hist.get("count"):
         print(f"receiver's own histogram gitops_alias_to_commit_seconds: count {hist['count']:.0f}, mean "

@@ -148,6 +148,10 @@ def test_burst_coalesces_per_pair_newest_wins_and_every_delivery_id_is_recorded(
             message = messages[next(s for s in shas if s.startswith(job["commit"][:12]))]
             for delivery in [job["delivery_id"], *job.get("superseded", [])]:
                 assert delivery in message, f"{delivery} missing from the commit that enacted it:\n{message}"
+    # The two first jobs ran at once in prod; the one whose held push lost re-decided on the new tip.
+    firsts = [pair_jobs[0] for pair_jobs in by_pair.values()]
+    attempts = sorted(int(re.search(r"after (\d+) attempt", j["detail"]).group(1)) for j in firsts)
+    assert attempts == [1, 2], [j["detail"] for j in firsts]
     iris_jobs = by_pair[IRIS]
     assert [j["msg"] for j in iris_jobs] == ["job committed", "job skipped"]
     assert "already promoted" in iris_jobs[1].get("detail", "")

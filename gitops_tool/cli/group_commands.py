@@ -18,8 +18,8 @@ def webhook() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--mode", type=click.Choice(["dispatch", "promote"]), default="promote", show_default=True,
-              help="promote: commit in a fresh clone of --repo-url; dispatch: GitHub repository_dispatch.")
-@click.option("--repo-url", help="GitOps repository to clone for each promotion (promote mode).")
+              help="promote: commit in a warm clone of --repo-url; dispatch: GitHub repository_dispatch.")
+@click.option("--repo-url", help="GitOps repository the promotions commit to (promote mode).")
 @click.option("--branch", help="Branch of --repo-url (default: main).")
 @click.option("--secret-file", type=click.Path(dir_okay=False),
               help="File with the HMAC secret (default: $GITOPS_TOOL_WEBHOOK_SECRET). Never an argument.")

@@ -117,7 +117,7 @@ def refresh(repo: GitRepo, remote: str, branch: str) -> str:
         raise GitopsError(f"{repo.root}: not clean after the reset: {dirty.splitlines()[0].strip()}")
     # Every object of the tip must be there: a warm clone whose object store lost a file would
     # otherwise pass the checks above (the index still matches) and fail, or worse, later.
-    objects = repo._git("rev-list", "--objects", "--missing=error", revs[0])
+    objects = repo._git("rev-list", "--objects", "--no-walk", "--missing=error", revs[0])
     if not objects.ok:
         raise GitopsError(f"{repo.root}: objects of {revs[0][:12]} missing: {clean_stderr(objects.err)}")
     return revs[0]

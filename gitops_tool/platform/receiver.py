@@ -76,7 +76,7 @@ def receiver(cfg: Config) -> list[dict]:
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": metadata(NAME, "webhook-receiver", wave=WAVE["edge"]),
         "spec": {
-            # One replica: the receiver serialises promotions per environment in memory.
+            # One replica: the receiver coalesces promotions per (model, environment) in memory.
             "replicas": 1,
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": selector(NAME)},

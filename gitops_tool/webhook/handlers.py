@@ -13,9 +13,11 @@ _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 def dispatch_payload(job: Job) -> dict[str, object]:
-    return {"event_type": EVENT_TYPE, "client_payload": {
-        "model": job.model, "alias": job.alias, "version": job.version,
-        "delivery_id": job.delivery_id, "environment": job.env}}
+    payload: dict[str, object] = {"model": job.model, "alias": job.alias, "version": job.version,
+                                  "delivery_id": job.delivery_id, "environment": job.env}
+    if job.superseded:  # older deliveries of the pair this dispatch stands for (receiver queue)
+        payload["coalesced_deliveries"] = list(job.superseded)
+    return {"event_type": EVENT_TYPE, "client_payload": payload}
 
 
 def dispatch_handler(settings: ReceiverSettings, timeout: float = 15.0) -> Handler:
@@ -59,13 +61,15 @@ def promote_handler(settings: ReceiverSettings) -> Handler:
             delivery_id=job.delivery_id, event_version=job.version, tracking_uri=settings.tracking_uri,
             event_timestamp=job.event_timestamp, coalesced_deliveries=tuple(job.superseded)),
             branch=settings.branch, clones=clones)
+        steps = {step.name: step.seconds for step in result.steps}
         if result.skipped or not result.commit:
-            return Outcome("skipped", result.skipped or "no commit")
+            return Outcome("skipped", result.skipped or "no commit", steps=steps)
         if result.pull_request:  # approval: pull_request: nothing landed on the branch
             return Outcome("committed", f"{result.model} {result.from_version} -> {result.to_version} in pull "
-                                        f"request {result.pull_request}", commit=result.commit)
-        return Outcome("committed", f"{result.model} {result.from_version} -> {result.to_version}",
-                       commit=result.commit)
+                                        f"request {result.pull_request}", commit=result.commit, steps=steps)
+        push = next((s.detail for s in result.steps if s.name == "commit+push"), "")
+        return Outcome("committed", f"{result.model} {result.from_version} -> {result.to_version} "
+                       f"({push.split(' ', 1)[-1]})", commit=result.commit, steps=steps)
 
     return handle
 

@@ -44,6 +44,7 @@ class Outcome:
     result: str              # committed | skipped | dispatched
     detail: str = ""
     commit: str | None = None
+    steps: dict[str, float] | None = None  # seconds per promotion step, for the log
 
 
 Handler = Callable[[Job], Outcome]

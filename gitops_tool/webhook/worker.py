@@ -78,7 +78,7 @@ class WorkerPool:
         if outcome.result == "committed":
             self.metrics.alias_to_commit.observe(max(0.0, time.time() - job.event_timestamp))
         event(logging.INFO, f"job {outcome.result}", outcome=outcome.result, detail=outcome.detail or None,
-              commit=outcome.commit, seconds=round(seconds, 3), **job.fields())
+              commit=outcome.commit, seconds=round(seconds, 3), steps=outcome.steps, **job.fields())
 
     def _failed(self, job: Job, exc: GitopsError, seconds: float) -> float | None:
         retry = exc.retryable and job.attempt < self.max_attempts

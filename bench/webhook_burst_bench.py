@@ -1,0 +1,343 @@
+"""Benchmark: a burst of signed MLflow deliveries over 30 (model, environment) pairs into the receiver.
+
+    .venv/bin/python bench/webhook_burst_bench.py                  # 100 alias sets over 10 models x 3 aliases
+    .venv/bin/python bench/webhook_burst_bench.py --deliveries 100 --profile-jobs 10 --json out.json
+
+One run, every part real:
+  * a local `mlflow server` (sqlite): wine-classifier trained twice (v1, v2), nine more registered models
+    whose two versions point at wine's (REST model-versions/create: same run, same metrics);
+  * the starter gitops.yaml without gates plus the nine models, each with candidate -> dev,
+    challenger -> staging, champion -> prod: 30 pairs; generated, pushed to a bare remote;
+  * the receiver, `gitops-tool webhook serve --mode promote` (2 workers, its own defaults) as a
+    subprocess, registered as an MLflow webhook; a second webhook goes to a do-nothing loopback server.
+
+Warm-up: every pair's alias is set to v1 once (30 deliveries, 30 commits). Then the burst: --deliveries
+alias sets to v2, round robin over the 30 pairs (so 3-4 sets per pair), as fast as one REST client
+goes. MLflow signs and delivers each one.
+
+Measured:
+  * commits on the remote during the burst (goal: exactly one per pair);
+  * drain: first set call -> the receiver's last job of the burst finished (its JSON log);
+  * alias -> commit per pair: the pair's first set call -> its commit seen on the remote (the ref file
+    is polled every 5 ms); p50 / p95 over the 30 pairs;
+  * RSS: VmRSS of the receiver's process group (receiver + git/kubectl children), sampled every 25 ms.
+Floor, same run: MLflow's delivery of the whole burst to the null receiver (first set -> last
+arrival) plus 30 sequential `git commit` + `git push` of one file in a clone of a separate bare remote.
+The load average is printed: the machine is shared.
+
+Profile (--profile-jobs N): after the burst the receiver is stopped, and N jobs of the same handler
+the receiver runs (promote mode, warm clones) run in this process under cProfile, one at a time;
+the top entries by cumulative time say where a job's time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import json
+import os
+import pstats
+import re
+import secrets
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from webhook_bench import (  # noqa: E402
+    IDENTITY, NullReceiver, RssSampler, fmt, git, log_ts, make_floor_clone, pct, receiver_events, ref_sha,
+    start_receiver, stop_group, summary)
+
+from gitops_tool.mlflow_local import V1_PARAMS, V2_PARAMS, LocalMlflowServer, train_wine_version  # noqa: E402
+
+WINE = "wine-classifier"
+ALIASES = {"candidate": "dev", "challenger": "staging", "champion": "prod"}
+API = "/api/2.0/mlflow"
+
+
+def add_models(url: str, names: list[str], like: tuple[dict, dict]) -> None:
+    """Register each model with two versions pointing at wine v1's and v2's logged model and run."""
+    import requests
+
+    for name in names:
+        requests.post(f"{url}{API}/registered-models/create", json={"name": name}, timeout=30).raise_for_status()
+        for src in like:
+            mv = requests.get(f"{url}{API}/model-versions/get", params={"name": WINE, "version": src["version"]},
+                              timeout=30).json()["model_version"]
+            payload = {"name": name, "source": mv["source"], "run_id": mv["run_id"]}
+            if mv["source"].startswith("models:/"):
+                payload["model_id"] = mv["source"].removeprefix("models:/")
+            requests.post(f"{url}{API}/model-versions/create", json=payload, timeout=30).raise_for_status()
+
+
+def make_project(tmp: Path, mlflow_url: str, models: list[str]) -> tuple[Path, Path]:
+    from gitops_tool.project import generate, init_project
+
+    origin, repo = tmp / "origin.git", tmp / "platform"
+    git(tmp, "init", "--quiet", "--bare", "-b", "main", str(origin))
+    init_project(repo, repo_url=str(origin))
+    config = repo / "gitops.yaml"
+    text = config.read_text().replace("http://127.0.0.1:5000", mlflow_url)
+    text, removed = re.subn(r"(?m)^    gates:\n(?:      .*\n)+", "", text)
+    if removed != 1:
+        raise SystemExit("bench: could not drop the gates block from the starter gitops.yaml")
+    for name in models:
+        if name == WINE:
+            continue
+        text += "".join([f"  {name}:\n", "    mode: image\n", f"    image_repository: registry.example.com/ml/{name}\n",
+                         "    aliases:\n", *(f"      {a}: {e}\n" for a, e in ALIASES.items())])
+    config.write_text(text)
+    generate(config)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Platform generated by gitops-tool init (burst bench: 10 models, no gates)")
+    git(repo, "remote", "add", "origin", str(origin))
+    git(repo, "push", "-q", "origin", "main")
+    return repo, origin
+
+
+class CommitWatcher:
+    """Polls the bare remote's ref; maps each new commit to its (model, env) and the time it was seen."""
+
+    def __init__(self, origin: Path):
+        self.origin, self.seen = origin, []  # (time, sha, model, env)
+        self.last = ref_sha(origin)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> CommitWatcher:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            sha = ref_sha(self.origin)
+            if sha != self.last:
+                now = time.time()
+                out = git(self.origin, "log", "--format=%H%x00%(trailers:key=Model,valueonly)%x00"
+                          "%(trailers:key=Environment,valueonly)", f"{self.last}..{sha}")
+                for line in out.splitlines():
+                    h, model, env = (line.split("\0") + ["", ""])[:3]
+                    self.seen.append((now, h, model.strip(), env.strip()))
+                self.last = sha
+            self._stop.wait(0.005)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def wait_drained(log_path: Path, ids_from: float, expected: int, timeout: float) -> tuple[list[dict], list[dict]]:
+    """Until `expected` deliveries (accepted after ids_from) are each enacted or replaced by a finished job."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = receiver_events(log_path)
+        accepted = [e for e in events if e.get("msg") == "delivery accepted" and log_ts(e) >= ids_from]
+        finished = [e for e in events if e.get("msg") in ("job committed", "job skipped") and log_ts(e) >= ids_from]
+        covered = {i for j in finished for i in [j["delivery_id"], *j.get("superseded", [])]}
+        failed = [e for e in events if e.get("outcome") == "failed" and log_ts(e) >= ids_from]
+        if failed:
+            raise SystemExit(f"the receiver logged failures: {failed[:2]}; see {log_path}")
+        if len(accepted) >= expected and {e["delivery_id"] for e in accepted} <= covered:
+            return accepted, finished
+        if time.monotonic() > deadline:
+            raise SystemExit(f"not drained in {timeout:.0f}s: {len(accepted)} accepted, {len(finished)} jobs; {log_path}")
+        time.sleep(0.05)
+
+
+def floor_commits(clone: Path, count: int) -> float:
+    start = time.perf_counter()
+    for n in range(count):
+        path = clone / "environments" / "prod" / "release" / f"floor-{n % 30}.txt"
+        path.write_text(f"floor {n} {time.time()}\n")
+        for args in (("add", "--", str(path)), ("commit", "-q", "-m", f"floor {n}"),
+                     ("push", "-q", "origin", "main")):
+            subprocess.run(["git", *args], cwd=clone, check=True, capture_output=True, env={**os.environ, **IDENTITY})
+    return time.perf_counter() - start
+
+
+def profile_jobs(origin: Path, mlflow_url: str, config: Path, pairs: list[tuple[str, str]], version_of: dict,
+                 runs: int) -> tuple[str, list[float]]:
+    """The receiver's own handler (promote mode, warm clone pool), N jobs in this process under cProfile."""
+    from gitops_tool.registry import RegistryClient
+    from gitops_tool.webhook.handlers import promote_handler
+    from gitops_tool.webhook.jobs import Job
+    from gitops_tool.webhook.settings import ReceiverSettings
+
+    settings = ReceiverSettings(secrets=("x",), config_path=config, mode="promote", repo_url=str(origin),
+                                tracking_uri=mlflow_url)
+    handler = promote_handler(settings)
+    profile, walls = cProfile.Profile(), []
+    with RegistryClient(mlflow_url) as client:
+        for i in range(runs + 1):  # job 0 warms the imports and the pool; not profiled
+            model, alias = pairs[i % len(pairs)]
+            version = version_of[model][i % 2]
+            client.set_alias(model, alias, version)
+            job = Job(f"profile-{i}", model, alias, version, ALIASES[alias], time.time())
+            start = time.perf_counter()
+            if i:
+                profile.enable()
+            outcome = handler(job)
+            if i:
+                profile.disable()
+                walls.append(time.perf_counter() - start)
+            if outcome.result != "committed":
+                raise SystemExit(f"profile job {i}: {outcome}")
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(28)
+    return out.getvalue(), walls
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--deliveries", type=int, default=100)
+    parser.add_argument("--models", type=int, default=10)
+    parser.add_argument("--profile-jobs", type=int, default=10)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    command = shlex.join([".venv/bin/python", "bench/webhook_burst_bench.py", *sys.argv[1:]])
+
+    from gitops_tool.registry import RegistryClient
+    from gitops_tool.webhook.register import EVENTS, register_webhook
+
+    tmp = Path(tempfile.mkdtemp(prefix="webhook-burst-"))
+    server = LocalMlflowServer(tmp / "mlflow")
+    null = NullReceiver()
+    receiver = sampler = watcher = None
+    models = [WINE, *(f"model-{i:02d}" for i in range(1, args.models))]
+    pairs = [(m, a) for m in models for a in ALIASES]
+    try:
+        server.start(timeout=120)
+        with contextlib.redirect_stdout(sys.stderr):
+            v1 = train_wine_version(server.url, WINE, **V1_PARAMS)
+            v2 = train_wine_version(server.url, WINE, **V2_PARAMS)
+        add_models(server.url, models[1:], (v1, v2))
+        version_of = {m: (v1["version"], v2["version"]) if m == WINE else ("1", "2") for m in models}
+        repo, origin = make_project(tmp, server.url, models)
+        floor_clone = make_floor_clone(tmp, origin)
+        secret_file = tmp / "webhook-secret"
+        secret_file.write_text(secrets.token_urlsafe(32) + "\n")
+        env = {**os.environ, "MLFLOW_TRACKING_URI": server.url}
+        env.pop("GITOPS_TOOL_WEBHOOK_SECRET", None)
+        receiver, receiver_url, log_path, receiver_cmd = start_receiver(tmp, origin, repo / "gitops.yaml",
+                                                                        secret_file, env)
+        with RegistryClient(server.url) as client:
+            register_webhook(client, url=receiver_url + "/webhooks/mlflow", secret=secret_file.read_text().strip())
+            client.create_webhook("bench-null", null.url, EVENTS, secrets.token_urlsafe(16),
+                                  description="burst bench: delivery floor")
+        time.sleep(1.5)
+        session = RegistryClient(server.url)
+
+        # Warm-up: one delivery per pair (v1), 30 commits.
+        t_warm = time.time()
+        for model, alias in pairs:
+            session.set_alias(model, alias, version_of[model][0])
+        wait_drained(log_path, t_warm - 1, len(pairs), 180)
+        warm_s = time.time() - t_warm
+        time.sleep(1.0)
+        null_before = len(null.arrivals)
+
+        # The burst.
+        sampler = RssSampler(receiver.pid).start()
+        sampler.busy = True
+        watcher = CommitWatcher(origin).start()
+        first_set: dict[tuple[str, str], float] = {}
+        t_first = time.time()
+        for i in range(args.deliveries):
+            model, alias = pairs[i % len(pairs)]
+            first_set.setdefault((model, alias), time.time())
+            session.set_alias(model, alias, version_of[model][1])
+        t_sets = time.time()
+        accepted, finished = wait_drained(log_path, t_first - 0.5, args.deliveries, 300)
+        time.sleep(0.3)
+        sampler.busy = False
+        watcher.stop()
+        sampler.stop()
+        load = os.getloadavg()
+        null.wait(null_before + args.deliveries, 60)
+        last_null = max(t for t, _, _ in null.arrivals[null_before:])
+        floor_git = floor_commits(floor_clone, len(pairs))
+        session.close()
+        stop_group(receiver)
+        profile_text, profile_walls = ("", [])
+        if args.profile_jobs:
+            profile_text, profile_walls = profile_jobs(origin, server.url, repo / "gitops.yaml", pairs, version_of,
+                                                       args.profile_jobs)
+    finally:
+        for thing in (sampler, watcher):
+            if thing is not None:
+                thing.stop()
+        if receiver is not None:
+            stop_group(receiver)
+        null.close()
+        server.stop()
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- report ----------------------------------------------------------------------------------
+    commit_at: dict[tuple[str, str], list[float]] = {}
+    for seen, _sha, model, env in watcher.seen:
+        commit_at.setdefault((model, env), []).append(seen)
+    latencies = []
+    for (model, alias), t0 in first_set.items():
+        times = commit_at.get((model, ALIASES[alias]), [])
+        latencies.append((min(times) - t0) if times else float("nan"))
+    drain = max(log_ts(j) for j in finished) - t_first
+    last_commit = max(t for t, *_ in watcher.seen) - t_first if watcher.seen else float("nan")
+    committed = [j for j in finished if j["msg"] == "job committed"]
+    skipped = [j for j in finished if j["msg"] == "job skipped"]
+    attempts = [int(m.group(1)) for j in committed if (m := re.search(r"after (\d+) attempt", j.get("detail", "")))]
+    busy = [kib for _, kib, b in sampler.samples if b]
+    floor = (last_null - t_first) + floor_git
+    lat = [v for v in latencies if v == v]
+
+    print(f"command: {command}")
+    print(f"receiver: {shlex.join(['python', *receiver_cmd[1:]])}")
+    print(f"{os.cpu_count()} CPUs; load average during the burst {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"warm-up: {len(pairs)} deliveries (one per pair) drained in {warm_s:.2f}s")
+    print(f"burst: {args.deliveries} alias sets over {len(pairs)} pairs in {t_sets - t_first:.2f}s "
+          f"({len(accepted)} deliveries accepted)")
+    print(f"  commits on the remote     {len(watcher.seen)}  (goal: exactly {len(pairs)}); "
+          f"pairs with a commit {len(commit_at)}, pairs with more than one "
+          f"{sum(1 for v in commit_at.values() if len(v) > 1)}")
+    print(f"  jobs                      {len(finished)}: {len(committed)} committed, {len(skipped)} skipped "
+          f"({', '.join(sorted({j.get('detail', '') for j in skipped})) or '-'})")
+    print(f"  drain                     {drain:.2f}s  (goal <= 5 s); last commit seen at {last_commit:.2f}s")
+    print(f"  alias -> commit per pair  {fmt(lat)}  (goal p95 <= 3 s)")
+    print(f"  push attempts per commit  p50 {pct(attempts, .5):.0f}  max {max(attempts)}  "
+          f"(> 1: the branch moved under the job, re-decided and re-rendered)")
+    print(f"  job seconds, committed    {fmt([float(j['seconds']) for j in committed])}")
+    if skipped:
+        print(f"  job seconds, skipped      {fmt([float(j['seconds']) for j in skipped])}")
+    print(f"  RSS (receiver + children) p50 {statistics.median(busy) / 1024:.1f} MiB  max {max(busy) / 1024:.1f} MiB  "
+          f"(goal <= 150 MiB; {len(busy)} samples)")
+    print(f"floor: MLflow delivering the burst to a null receiver {last_null - t_first:.2f}s + {len(pairs)} sequential "
+          f"git commit+push {floor_git:.2f}s = {floor:.2f}s;  drain / floor {drain / floor:.1f}x")
+    if profile_walls:
+        print(f"\nprofile: {len(profile_walls)} committing jobs in-process, one at a time: "
+              f"{fmt(profile_walls)}\n{profile_text}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "command": command, "load": load, "commits": len(watcher.seen), "drain_s": drain,
+            "alias_to_commit": summary(lat), "jobs": len(finished), "committed": len(committed),
+            "skipped": len(skipped), "attempts": attempts, "rss_max_kib": max(busy), "floor_s": floor,
+            "floor_delivery_s": last_null - t_first, "floor_git_s": floor_git, "profile_walls": profile_walls},
+            indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
