@@ -220,3 +220,27 @@ def test_the_cache_can_be_turned_off(repo, schema_dir, monkeypatch):
     _warm(repo, schema_dir)
     monkeypatch.setenv("GITOPS_TOOL_CACHE", "off")
     assert _promote(repo, "4", schema_dir) == 1
+
+
+def test_the_deployed_at_stamp_a_promotion_writes_is_not_keyed(repo, schema_dir):
+    """Each new version stamps gitops-tool.io/deployed-at (soak measures from it): a later second must still hit."""
+    import time
+
+    assert _promote(repo, "1", schema_dir) == 1
+    time.sleep(1.1)  # the stamp has one-second resolution: make sure it differs
+    assert _promote(repo, "2", schema_dir) == 0
+    texts = "".join(p.read_text() for p in (repo / "environments" / "dev" / "release").iterdir())
+    assert "gitops-tool.io/deployed-at" in texts
+
+
+def test_a_deployed_at_stamp_a_promotion_never_writes_is_keyed(repo, schema_dir):
+    assert _promote(repo, "1", schema_dir) == 1
+    release_dir = repo / "environments" / "dev" / "release"
+    for path in release_dir.iterdir():
+        text = path.read_text()
+        if "gitops-tool.io/deployed-at:" in text:
+            head, _, tail = text.partition("gitops-tool.io/deployed-at:")
+            value, nl, rest = tail.partition("\n")
+            path.write_text(f"{head}gitops-tool.io/deployed-at: yesterday-ish{nl}{rest}")
+    validate_env("dev", repo / "environments" / "dev", schema_dir)
+    assert _runs(repo) == 2  # not a time a promotion writes: rendered in full

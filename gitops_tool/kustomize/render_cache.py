@@ -36,11 +36,13 @@ FORMAT = 1
 SUBDIR = "validated-render"
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_UTC_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$")  # deployed-at (kustomize/release.py)
 _NON_STRING = re.compile(r"^(?:[-+]?[0-9._]+(?:[eE][-+]?[0-9]+)?|0x[0-9a-fA-F]+|0o[0-7]+|\.inf|\.nan|"
                          r"true|false|yes|no|on|off|y|n|null|~|)$", re.I)
 # The lines a promotion writes: key -> check of the (unquoted) value.
 _RELEASE_LINE = re.compile(r"^(?P<lead>\s*(?:-\s+)?)(?P<key>newTag|digest|gitops-tool\.io/model-version|"
-                           r"gitops-tool\.io/artifact|gitops-tool\.io/deployed-before):[ \t]*(?P<value>.*)$")
+                           r"gitops-tool\.io/artifact|gitops-tool\.io/deployed-before|gitops-tool\.io/deployed-at)"
+                           r":[ \t]*(?P<value>.*)$")
 _RELEASE_DIR = re.compile(r"^environments/[^/]+/release(?:/|$)")
 _REFERENCE = re.compile(r"^\s*(?:-\s+)?(?:path:\s*)?(?P<ref>\S+)\s*$")
 
@@ -224,6 +226,8 @@ def _shape(key: str, raw: str) -> str | None:
     if key == "digest" and not _DIGEST.match(value):
         return None
     if key.endswith("deployed-before") and not _is_chain(value):
+        return None
+    if key.endswith("deployed-at") and not _UTC_TIME.match(value):
         return None
     if key.endswith("model-version") and not value.strip():
         return None
