@@ -311,6 +311,19 @@ def test_reconcile_opens_the_pull_request_once_and_does_not_push_the_same_change
     assert len(github.pulls) == 1
 
 
+def test_an_alias_moved_back_to_what_prod_runs_closes_the_stale_pull_request(pr_repo, registry, github):  # noqa: F811
+    repo = pr_repo
+    _ok(repo.promote(f"{WINE}/{registry.v1}", "--env", "prod", "--direct", "--force", env=_env(repo, github)))
+    registry.set_alias("champion", registry.v2)
+    opened = json.loads(_ok(repo.promote(f"{WINE}@champion", "-o", "json", env=_env(repo, github))).stdout)
+    assert opened["pull_request"] and _branch_sha(repo)
+    registry.set_alias("champion", registry.v1)  # back to what main deploys: the open PR would deploy v2
+    res = json.loads(_ok(repo.promote(f"{WINE}@champion", "-o", "json", env=_env(repo, github))).stdout)
+    assert res["skipped"] == "already promoted"
+    assert github.pulls[1]["state"] == "closed" and "Closed by gitops-tool" in github.pulls[1]["body"]
+    assert _branch_sha(repo) is None and set(_heads(repo.remote)) == {"refs/heads/main"}
+
+
 # -- failures leave nothing behind ------------------------------------------------------------------
 
 

@@ -61,7 +61,8 @@ def _report(result: PromotionResult, output: str) -> int:
         if result.diff:
             out(result.diff.rstrip("\n"))
         return 0
-    where = "pushed" if result.pushed else "committed, not pushed"
+    where = "pushed" if result.pushed else ("already on the pull request's branch" if result.pull_request
+                                            else "committed, not pushed")
     out(f"{head}: {where} {result.commit}")
     if result.kept_on:
         out(f"kept on local branch {result.kept_on}; publish it with "

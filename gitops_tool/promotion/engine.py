@@ -82,6 +82,13 @@ class _Promotion:
 
     def _decide_and_land(self) -> PromotionResult:
         reason = self._decide(record=True)
+        if reason == "already promoted" and self.route.pull_request and self.req.push and not self.req.dry_run:
+            from gitops_tool.promotion.pull_request import close_stale_pull_request
+
+            with self.steps.run("close stale pull request") as step:
+                closed = close_stale_pull_request(self.ws, self.target, f"@{self.target.ref.alias or 'the ref'} "
+                                                  f"names version {self.target.version.version}, deployed already")
+                step.status, step.detail = ("ok", f"closed {closed}") if closed else ("skipped", "none open")
         if reason:
             return self._skipped(reason)
         if self.req.dry_run:

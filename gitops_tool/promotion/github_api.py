@@ -68,6 +68,9 @@ class GitHub:
     def update_pull(self, number: int, title: str, body: str) -> dict:
         return self._call("PATCH", f"/repos/{self.slug}/pulls/{number}", json={"title": title, "body": body})
 
+    def close_pull(self, number: int, body: str) -> dict:
+        return self._call("PATCH", f"/repos/{self.slug}/pulls/{number}", json={"state": "closed", "body": body})
+
     def branch_protection(self, branch: str) -> dict | None:
         """Classic branch protection of ``branch``; None when it has none."""
         return self._call("GET", f"/repos/{self.slug}/branches/{branch}/protection", ok_404=True)

@@ -90,6 +90,22 @@ def _open(ws: Workspace, req: PromotionRequest, target: Target, result: Promotio
     return result
 
 
+def close_stale_pull_request(ws: Workspace, target: Target, reason: str) -> str | None:
+    """The alias names what the branch already deploys: an open PR for another version is stale. Close it
+    (and delete its branch) so nobody merges what the registry no longer asks for; its URL, or None."""
+    token = os.environ.get("GITHUB_TOKEN")
+    if not token:
+        return None  # nothing could have been opened without one
+    github = GitHub(repo_slug(ws.cfg), token)
+    branch = pr_branch(target.env, target.model.name)
+    pull = github.open_pull(branch)
+    if pull is None:
+        return None
+    github.close_pull(pull["number"], f"{pull.get('body') or ''}\n\nClosed by gitops-tool: {reason}.")
+    ws.repo._git("push", "--quiet", ws.remote, f":refs/heads/{branch}")
+    return pull.get("html_url")
+
+
 def _fetch_branch(ws: Workspace, branch: str) -> str | None:
     """The branch's commit on the remote, fetched so it can be compared and put back; None if absent."""
     ref = _before_ref(branch)
