@@ -145,7 +145,7 @@ def _exclusive(**flags: bool) -> None:
 @click.option("--no-push", is_flag=True, help=NO_PUSH_HELP)
 @click.option("--dry-run", is_flag=True, help="Resolve, run the gates, edit and validate; then undo. No commit.")
 @click.option("--pr", is_flag=True, help="Push a branch and open (or reuse) a GitHub pull request.")
-@click.option("--force", is_flag=True, help="Promote over a hold placed by rollback.")
+@click.option("--force", is_flag=True, help="Promote over a hold, a soak or a failed verification (those need --reason).")
 @click.option("--repo-url", help="Work in a fresh shallow clone of this repository instead of the checkout.")
 @click.option("--branch", help="Branch to clone with --repo-url (default: main).")
 @click.option("--trigger", type=click.Choice(["manual", "workflow", "webhook", "reconcile"]), default="manual",
