@@ -10,7 +10,6 @@ real series the error-rate check reads, over PromQL that Prometheus evaluates.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 import time

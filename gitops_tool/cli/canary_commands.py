@@ -19,7 +19,7 @@ def options(command):
                           "the traffic (KServe canaryTrafficPercent); finish with --complete or --abort."),
         click.option("--complete", is_flag=True,
                      help="REF is a model: run the environment's verify checks, then give the running canary "
-                          "100%% (a failed check aborts it instead)."),
+                          "all the traffic (a failed check aborts it instead)."),
         click.option("--abort", is_flag=True,
                      help="REF is a model: go back to the stable version of the running canary and hold it."),
         click.option("--reason", help="Why: recorded with --force (over a soak or a failed verification) and "

@@ -150,7 +150,8 @@ def _exclusive(**flags: bool) -> None:
 @click.option("--pr", is_flag=True, help="Push a branch and open (or reuse) a GitHub pull request.")
 @click.option("--direct", is_flag=True, help="Push to the branch even where the environment's approval is "
                                              "pull_request (needs --force; the commit records the bypass).")
-@click.option("--force", is_flag=True, help="Promote over a hold placed by rollback; with --direct, bypass review.")
+@click.option("--force", is_flag=True, help="Promote over a hold, a soak or a failed verification (those need "
+                                            "--reason); with --direct, bypass review.")
 @click.option("--repo-url", help="Work in a fresh shallow clone of this repository instead of the checkout.")
 @click.option("--branch", help="Branch to clone with --repo-url (default: main).")
 @click.option("--trigger", type=click.Choice(["manual", "workflow", "webhook", "reconcile"]), default="manual",

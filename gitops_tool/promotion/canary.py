@@ -101,7 +101,10 @@ def finish(model: str, env: str, action: str, *, config_path: Path | None = None
             failure = _verify(ws, m, env)
             if failure:
                 return _abort_after_failure(ws, m, env, failure, push, dry_run, tracking_uri)
-            return land_change(ws, env, m.name, lambda: _decide_complete(ws, m.name, env), push, dry_run)
+            result = land_change(ws, env, m.name, lambda: _decide_complete(ws, m.name, env), push, dry_run)
+            if result.commit:
+                stage_tags.note(None, m.name, result.to_version, env, "canary_completed", commit=result.commit)
+            return result
         why = reason or "aborted by hand"
         result = land_change(ws, env, m.name, lambda: _decide_abort(ws, m.name, env, why), push, dry_run)
         stage_tags.note(None, m.name, result.from_version, env, "canary_aborted", reason=why)
@@ -168,6 +171,9 @@ def _abort_after_failure(ws: Workspace, m, env: str, failure: str, push: bool, d
     moved = ""
     if ws.cfg.env(env).verify.on_fail == "abort_and_move_alias" and result.commit and result.pushed:
         moved = _move_aliases_back(ws, m, env, state, tracking_uri)
+    if dry_run:
+        raise GitopsError(f"{m.name} in {env}: canary of version {state.version} would not complete: {why}; "
+                          "without --dry-run it would be aborted and held; nothing committed")
     where = f"commit {result.commit[:12]}" if result.commit else (result.skipped or "no commit")
     raise GitopsError(f"{m.name} in {env}: canary of version {state.version} not completed: {why}; the canary was "
                       f"aborted ({where}) and a hold placed{moved}",

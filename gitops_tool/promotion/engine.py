@@ -106,6 +106,7 @@ class _Promotion:
                 step.status, step.detail = "skipped", self.result.skipped
             else:
                 step.detail = f"{pushed.commit[:12]} after {pushed.attempts} attempt(s)"
+        stage_policy.committed(self.req, self.result)
         if self.result.commit and not self.result.pushed:
             self.result.kept_on = self.ws.keep_unpushed(self.target.env, self.target.model.name, self.result.commit)
         return self.result

@@ -80,3 +80,10 @@ def message(req: PromotionRequest, subject: str, body: str, trailers: dict[str, 
         trailers = trailers | {"Forced": req.reason}
         body = "\n".join(filter(None, [body, f"Forced: {req.reason}"]))
     return subject, body, trailers
+
+
+def committed(req: PromotionRequest, result) -> None:
+    """After the engine's commit: a canary start is reported (tag integration point, promotion/stage_tags.py)."""
+    if req.canary is not None and result.commit:
+        stage_tags.note(None, result.model, result.to_version, result.env, "canary_started",
+                        percent=req.canary, stable=result.from_version, commit=result.commit)
