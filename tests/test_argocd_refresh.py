@@ -113,3 +113,55 @@ def test_none_skips_and_no_kubeconfig_skips(tmp_path, registry):
     res = _ok(repo.promote(f"{WINE}@candidate", "-o", "json", env=repo.env()))
     assert steps_of(res)["argocd refresh"] == {**steps_of(res)["argocd refresh"], "status": "skipped",
                                                "detail": "argocd.refresh: none"}
+
+
+def test_the_receiver_refreshes_and_tags_through_the_same_engine_path(repo, registry, tmp_path, monkeypatch):
+    """The real receiver app (uvicorn on loopback, promote mode, real engine) gets a signed delivery:
+    it commits, PATCHes the Application on the Kubernetes API stand-in, tags the version, and its
+    /metrics count the refresh and the tag write."""
+    import time
+
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from gitops_tool.webhook.app import WEBHOOK_PATH, create_app
+    from gitops_tool.webhook.handlers import build_handler
+    from gitops_tool.webhook.server import running
+    from gitops_tool.webhook.settings import ReceiverSettings
+    from gitops_tool.webhook.signature import delivery_headers
+
+    def metrics(url: str) -> dict[str, float]:
+        text = requests.get(url + "/metrics", timeout=5).text
+        return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+    with RecordingServer(answer(200, {"kind": "Application", "metadata": {"name": "mlflow-platform-dev"}})) as api:
+        monkeypatch.setenv("KUBECONFIG", kubeconfig(tmp_path / "kubeconfig", api.url))
+        settings = ReceiverSettings(secrets=("test-secret",), config_path=repo.root / "gitops.yaml", host="127.0.0.1",
+                                    port=0, mode="promote", repo_url=str(repo.remote), tracking_uri=registry.url,
+                                    drift_interval=0)
+        with running(create_app(settings, build_handler(settings))) as url:
+            before, seen = repo.remote_head(), metrics(url)
+            registry.set_alias("candidate", registry.v2)
+            body = json.dumps({"entity": "model_version_alias", "action": "created",
+                               "timestamp": "2026-12-03T10:00:00+00:00",
+                               "data": {"name": WINE, "alias": "candidate", "version": registry.v2}}).encode()
+            resp = requests.post(url + WEBHOOK_PATH, data=body, headers=delivery_headers("test-secret", body),
+                                 timeout=10)
+            assert resp.status_code == 202, resp.text
+            deadline = time.monotonic() + 60
+            while metrics(url).get("gitops_version_tag_writes_total", 0) <= seen.get("gitops_version_tag_writes_total",
+                                                                                      0):
+                assert time.monotonic() < deadline, "the receiver's job did not finish"
+                time.sleep(0.1)
+            after = metrics(url)
+    assert repo.remote_head() != before
+    assert after["gitops_argocd_refresh_requests_total"] == seen["gitops_argocd_refresh_requests_total"] + 1
+    assert after["gitops_argocd_refresh_failures_total"] == seen["gitops_argocd_refresh_failures_total"]
+    assert [r.method for r in api.requests] == ["PATCH"] and api.requests[0].path.split("?")[0] == APP
+    tags = {t["key"]: t["value"] for t in registry.get_version(registry.v2)["tags"]}
+    recorded = json.loads(tags["gitops.dev"])
+    assert (recorded["state"], recorded["trigger"], recorded["commit"]) == ("committed", "webhook", repo.remote_head())
+    from datetime import datetime, timezone
+
+    alias_at = datetime.strptime(recorded["alias_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    assert abs(time.time() - alias_at.timestamp()) < 120  # the delivery's X-MLflow-Timestamp

@@ -102,6 +102,14 @@ def test_rollback_tags_both_versions_and_a_held_automatic_promotion_says_why(rep
     held = tag(registry, v2, "dev")
     assert (held["state"], held["reason"], held["trigger"]) == ("held", f"rollback from {v2} to {v1}", "webhook")
 
+    clear(registry, v2, "dev")
+    _ok(repo.cli("reconcile", "--dry-run", env=env))
+    assert tag(registry, v2, "dev") is None  # a dry run records nothing
+    res = _ok(repo.cli("reconcile", env=env))  # reconcile skips the held pair before promoting
+    assert "held" in res.stdout and repo.remote_head() == rolled
+    held = tag(registry, v2, "dev")
+    assert (held["state"], held["reason"], held["trigger"]) == ("held", f"rollback from {v2} to {v1}", "reconcile")
+
 
 def test_dry_run_and_bad_input_write_no_tag(repo, registry, tmp_path):
     env = _env(repo, tmp_path)

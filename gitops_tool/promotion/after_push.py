@@ -26,7 +26,9 @@ def finish(cfg, client, req: PromotionRequest, result: PromotionResult, steps: S
     """After commit+push (or a skip): refresh when pushed, then one tag write when there is a state."""
     if req.dry_run:
         return result
-    if result.pushed and not result.pull_request:
+    if result.pull_request:
+        steps.skip(REFRESH_STEP, "a pull request: the environment changes when it is merged")
+    elif result.pushed:
         _refresh(cfg, steps, result.env)
     else:
         steps.skip(REFRESH_STEP, "nothing pushed")
@@ -78,6 +80,12 @@ def rolled_back(cfg, tracking_uri: str | None, result: PromotionResult, dry_run:
         step.status = "failed" if problems else "ok"
         step.detail = "; ".join(problems) or f"{result.from_version}: rolled_back, {result.to_version}: committed"
     return result
+
+
+def held(cfg, tracking_uri: str | None, model: str, version: str, env: str, hold: str, trigger: str) -> str | None:
+    """An automatic run skipped a held pair before promoting (reconcile): `held` on the alias's version."""
+    with _client(cfg, tracking_uri) as client:
+        return version_tags.record(client, _registered(cfg, model), version, env, "held", reason=hold, trigger=trigger)
 
 
 def _state(cfg, req: PromotionRequest, result: PromotionResult) -> tuple[str | None, dict]:

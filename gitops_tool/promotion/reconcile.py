@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gitops_tool.errors import GitopsError
+from gitops_tool.promotion import after_push
 from gitops_tool.promotion.engine import promote_in
 from gitops_tool.promotion.model import PromotionRequest
 from gitops_tool.promotion.overlay_edit import schema_dir_from_env
@@ -54,6 +55,9 @@ def reconcile(*, config_path: Path | None = None, repo_url: str | None = None, b
                     continue
                 elif row.hold:
                     item.action, item.detail = "held", row.hold
+                    if not dry_run and (failed := after_push.held(ws.cfg, uri, row.model, version, row.env,
+                                                                  row.hold, "reconcile")):
+                        item.detail += f" (not recorded on the version: {failed})"
                 else:
                     pushed |= _promote(ws, item, uri, push, dry_run)
         if pushed:
