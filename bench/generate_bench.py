@@ -39,10 +39,21 @@ for top in ("base", "environments", "argocd"):
 """
 
 
-def _timed(cmd: list[str], cwd: Path, env: dict) -> float:
-    start = time.perf_counter()
+CPU: dict[str, list[float]] = {}  # label -> CPU seconds (user+sys of the process and its children)
+
+
+def _cpu() -> float:
+    import resource
+
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
+
+
+def _timed(cmd: list[str], cwd: Path, env: dict, label: str = "") -> float:
+    start, cpu = time.perf_counter(), _cpu()
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    CPU.setdefault(label, []).append(_cpu() - cpu)
     if res.returncode != 0:
         raise SystemExit(f"failed ({res.returncode}): {cmd}\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
     dirty = subprocess.run(["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True).stdout
@@ -68,15 +79,17 @@ def main() -> None:
         files = sum(1 for top in ("base", "environments", "argocd") for p in (root / top).rglob("*") if p.is_file())
         g, o, f = [], [], []
         for _ in range(args.runs):
-            g.append(_timed(gen, root, env))
-            f.append(_timed(floor, root, env))
-            o.append(_timed(gen, root, off))
+            g.append(_timed(gen, root, env, "generate"))
+            f.append(_timed(floor, root, env, "floor"))
+            o.append(_timed(gen, root, off, "off"))
     g, o, f = statistics.median(g), statistics.median(o), statistics.median(f)
     print(f"platform {envs} environments x {models} models, {files} files; {args.runs} runs each, interleaved")
     print(f"command: {' '.join(gen)}   (cwd: the platform checkout; nothing to change)")
     print(f"generate median {g:.3f} s, memo off {o:.3f} s, floor (read every file) {f:.3f} s")
     print(f"ratio generate/floor {g / f:.1f}x, memo off {o / f:.1f}x; goal generate <= 0.5 s: "
           f"{'yes' if g <= 0.5 else 'NO'}")
+    print("CPU (user+sys, with children) medians: " + ", ".join(
+        f"{k or 'setup'} {statistics.median(v):.3f} s" for k, v in CPU.items() if k))
     print("load average %.2f %.2f %.2f" % os.getloadavg())
 
 

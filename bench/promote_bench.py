@@ -67,6 +67,17 @@ def _timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
     return elapsed
 
 
+def _processes(cmd: list[str], cwd: Path, env: dict[str, str], trace: Path) -> str:
+    """How many programs one run executes (the interpreter included), by strace; '-' without strace."""
+    import shutil
+
+    if not shutil.which("strace"):
+        return "-"
+    _timed(["strace", "-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o", str(trace), *cmd], cwd, env)
+    lines = trace.read_text().splitlines()
+    return str(sum(1 for line in lines if "execve(" in line and "= 0" in line))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10)
@@ -113,6 +124,11 @@ def main() -> None:
                 floor_times.append(_timed(floor_cmd(2 * i + 1), repo, env))
                 uncached_times.append(_timed(promote_cmd(v1 if i % 2 == 0 else v2), repo, uncached))
                 floor_times.append(_timed(floor_cmd(2 * i + 2), repo, env))
+            deployed = v1 if (args.runs - 1) % 2 == 0 else v2  # what the last uncached run promoted
+            other = v2 if deployed == v1 else v1
+            processes = {name: _processes(promote_cmd(version), repo, e, tmp / f"trace-{i}")
+                         for i, (name, e, version) in enumerate((("cache on", env, other),
+                                                                 ("cache off", uncached, deployed)))}
         finally:
             server.stop()
 
@@ -128,6 +144,7 @@ def main() -> None:
     print(f"floor   median {f:.3f} s  (min {min(floor_times):.3f}, max {max(floor_times):.3f})")
     print(f"ratio promote/floor {p / f:.2f}x (cache off {u / f:.2f}x)   goal: <= 2.5x floor: "
           f"{'yes' if p / f <= 2.5 else 'NO'}")
+    print("processes per promote (strace -f execve): " + ", ".join(f"{k} {v}" for k, v in processes.items()))
     print("load average %.2f %.2f %.2f" % os.getloadavg())
 
 

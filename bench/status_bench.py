@@ -45,10 +45,21 @@ for path in root.glob("environments/*/release/*.yaml"):
 """
 
 
-def _timed(cmd: list[str], cwd: Path) -> float:
-    start = time.perf_counter()
+CPU: dict[str, list[float]] = {}  # label -> CPU seconds (user+sys of the process and its children)
+
+
+def _cpu() -> float:
+    import resource
+
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
+
+
+def _timed(cmd: list[str], cwd: Path, label: str = "") -> float:
+    start, cpu = time.perf_counter(), _cpu()
     res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    CPU.setdefault(label, []).append(_cpu() - cpu)
     if res.returncode != 0:
         raise SystemExit(f"failed ({res.returncode}): {cmd}\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
     return elapsed
@@ -92,8 +103,8 @@ def main() -> None:
                 _timed(status_cmd, root)  # warm the page cache and the registry's
                 st, fl = [], []
                 for _ in range(args.runs):
-                    st.append(_timed(status_cmd, root))
-                    fl.append(_timed(floor_cmd, root))
+                    st.append(_timed(status_cmd, root, f"status {envs}x{models}"))
+                    fl.append(_timed(floor_cmd, root, f"floor {envs}x{models}"))
                 collect_s = _collect_seconds(root, 3)
                 results.append((envs, models, files, statistics.median(st), statistics.median(fl), collect_s))
                 print(f"{envs}x{models}: status {statistics.median(st):.3f} s, floor {statistics.median(fl):.3f} s, "
@@ -102,10 +113,13 @@ def main() -> None:
             server.stop()
     print(f"\nload average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}, "
           f"{args.runs} runs each")
-    print("| environments x models | release files | status median | floor median | ratio | collect (no registry) |")
-    print("|---|---|---|---|---|---|")
+    print("| environments x models | release files | status median | floor median | ratio | CPU status / floor "
+          "| collect (no registry) |")
+    print("|---|---|---|---|---|---|---|")
     for envs, models, files, st, fl, col in results:
-        print(f"| {envs} x {models} | {files} | {st:.3f} s | {fl:.3f} s | {st / fl:.1f}x | {col:.3f} s |")
+        cs, cf = (statistics.median(CPU[f"{k} {envs}x{models}"]) for k in ("status", "floor"))
+        print(f"| {envs} x {models} | {files} | {st:.3f} s | {fl:.3f} s | {st / fl:.1f}x | {cs:.3f} s / {cf:.3f} s "
+              f"| {col:.3f} s |")
 
 
 if __name__ == "__main__":

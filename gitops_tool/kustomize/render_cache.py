@@ -5,7 +5,8 @@ release files; every other input of the overlay is what the last validated rende
 is a hash of everything the render and the validation read, with the values of those release lines
 masked (their quoting shape stays in the key):
 
-  * the cache format, the tool version and a fingerprint of the validating code and its schemas,
+  * the cache format, the tool version and a fingerprint of the validating code and its schemas
+    (and of the installed kubernetes-validate, jsonschema and PyYAML),
     the kubectl binary (path, size, mtime), the --schema-dir files and the Kubernetes version;
   * the git tree of HEAD, every path with its blob id, except the release directories of
     environments (other environments' promotions must not evict this one's entries);
@@ -26,6 +27,7 @@ The cache lives in $GITOPS_TOOL_CACHE_DIR, else $XDG_CACHE_HOME/gitops-tool, els
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -267,6 +269,10 @@ def _tool_fingerprint() -> str:
         for path in sorted((pkg / folder).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 lines.append(_stat_line(path, str(path.relative_to(pkg))))
+    for name in ("kubernetes_validate", "jsonschema", "yaml"):  # the validators the checks run on
+        spec = importlib.util.find_spec(name)
+        origin = Path(spec.origin) if spec and spec.origin else None
+        lines.append(_stat_line(origin, name) if origin and origin.is_file() else f"{name} absent")
     return "\n".join(lines)
 
 

@@ -36,11 +36,13 @@ def collect(cfg: Config, client=None) -> tuple[list[EnvStatus], str | None]:
     A model the registry does not have (never registered) is that model's error, not the registry's."""
     rows, problem = [], None
     released: dict[str, dict] = {}  # env -> its release state, read once (linear in release files)
+    known = _all_aliases(client, len(cfg.models))
     for model in cfg.models.values():
         registry, error = {}, None
         if client is not None:
             try:
-                registry = client.get_model_aliases(model.registered_model)
+                registry = known[model.registered_model] if model.registered_model in known else \
+                    client.get_model_aliases(model.registered_model)
             except GitopsError as exc:
                 error = str(exc).splitlines()[0]
                 if exc.retryable:
@@ -64,3 +66,15 @@ def collect(cfg: Config, client=None) -> tuple[list[EnvStatus], str | None]:
                     row.drift.append(alias)
             rows.append(row)
     return rows, problem
+
+
+def _all_aliases(client, models: int) -> dict[str, dict[str, str]]:
+    """Every model's aliases from one registry search when many models are asked for (one call
+    instead of one per model); {} when that is not worth it or fails: then each model is asked
+    on its own, which also gives a missing model its own error."""
+    if client is None or models < 5 or not hasattr(client, "search_model_aliases"):
+        return {}
+    try:
+        return client.search_model_aliases()
+    except GitopsError:
+        return {}

@@ -259,6 +259,21 @@ class RegistryClient:
         aliases = body.get("registered_model", {}).get("aliases", [])
         return {a["alias"]: str(a["version"]) for a in aliases}
 
+    def search_model_aliases(self, page_size: int = 1000, max_pages: int = 20) -> dict[str, dict[str, str]]:
+        """Every registered model's aliases in a few calls (registered-models/search pages);
+        raises GitopsError when the registry has more than ``max_pages`` pages of models."""
+        found: dict[str, dict[str, str]] = {}
+        token = None
+        for _ in range(max_pages):
+            params = {"max_results": page_size} | ({"page_token": token} if token else {})
+            body = self._request("GET", f"{API}/registered-models/search", "registered models", params=params)
+            for model in body.get("registered_models", []):
+                found[model["name"]] = {a["alias"]: str(a["version"]) for a in model.get("aliases", [])}
+            token = body.get("next_page_token")
+            if not token:
+                return found
+        raise GitopsError(f"more than {max_pages * page_size} registered models: asking per model instead")
+
     def get_run_metrics(self, run_id: str) -> dict[str, float]:
         """Latest value of each metric of a run."""
         body = self._request("GET", f"{API}/runs/get", f"run {run_id!r}", params={"run_id": run_id})
