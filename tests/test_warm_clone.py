@@ -193,3 +193,43 @@ def test_a_failed_job_throws_its_clone_away(repo, pool):
     with pool.checkout():
         pass
     assert (pool.stats.fresh, pool.stats.warm) == (2, 0)
+
+
+def test_a_job_whose_push_was_refused_pushes_before_the_pools_other_jobs(repo, pool, tmp_path):
+    """Turns: after losing a race, a job keeps the pool's turn until its retry has landed, so a job
+    of the same receiver that finished rendering meanwhile cannot win again (the starvation the burst
+    bench measured: 16 attempts for one job)."""
+    from gitops_tool.gitrepo import PushRejected
+
+    def commit(clone, name: str) -> None:
+        (clone.root / name).write_text(name + "\n")
+        clone.commit([name], f"add {name}")
+
+    with pool.checkout() as loser, pool.checkout() as other:
+        outsider = repo.clone(tmp_path / "outsider")
+        (outsider.root / "outside.txt").write_text("x\n")
+        outsider.commit_and_push("an outside writer", "outside.txt")
+        commit(loser, "loser.txt")
+        with pytest.raises(PushRejected):
+            loser.push("origin", "main")
+        commit(other, "other.txt")
+        pushed = threading.Event()
+
+        def push_other() -> None:
+            try:
+                other.push("origin", "main")
+            except PushRejected:
+                pass
+            pushed.set()
+
+        waiter = threading.Thread(target=push_other)
+        waiter.start()
+        assert not pushed.wait(0.5), "another job pushed while the refused one held the turn"
+        loser.fetch("origin", "main")
+        loser.reset_to("refs/remotes/origin/main", mode="--keep")
+        commit(loser, "loser.txt")
+        assert loser.push("origin", "main") is True
+        assert pushed.wait(10)
+        waiter.join()
+    tip_files = git(repo.remote, "ls-tree", "--name-only", "main").split()
+    assert "loser.txt" in tip_files and "other.txt" not in tip_files  # other lost once, to the loser's retry
