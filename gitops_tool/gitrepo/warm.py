@@ -6,12 +6,14 @@ commit is present. Any doubt (a failed fetch, reset or check, a stray file, a br
 object, or a job that failed in it) throws the clone away and a fresh shallow clone takes its place.
 The pool holds one clone per job running at once, so each worker thread has its own.
 
-Jobs of different models run at once, so their pushes to the one branch race. The engine survives a
-refused push (fetch, decide again on the new tip, render again, push), but without an order the job
-that just won starts the next one and wins again: a burst measured 16 attempts and 53 s for one job.
-So the clones of a pool take turns: every push holds the pool's turn, and a job whose push was refused
-keeps it until its retry has landed, so no other job of this receiver pushes in between. Each job then
-loses at most one race to its own receiver (other writers still make it retry).
+Jobs of different models run at once, so their pushes to the one branch would race: the engine
+survives a refused push (fetch, decide again on the new tip, render again, push), but the burst bench
+measured every second job rendering twice, and without an order one job lost 16 races in a row.
+So the clones of a pool take turns to commit: a job takes the pool's turn when the engine is about
+to build its commit (`catch_up`, called by commit_and_push), moves to the newest tip if another job
+pushed meanwhile (the engine then decides again there), and keeps the turn until its push has landed
+or the job ends. Refreshing, resolving and deciding (all a job that ends "already promoted" does)
+run in parallel; the render and the push run one job at a time. Other writers still cause retries.
 """
 
 from __future__ import annotations
@@ -117,15 +119,28 @@ class ClonePool:
 
 
 class TurnTakingRepo(GitRepo):
-    """A pool's clone: pushes one at a time, and a refused push keeps the turn for its retry."""
+    """A pool's clone: builds and pushes its commit only while it holds the pool's turn."""
 
     turn: threading.Lock
     _holding = False
 
-    def push(self, remote: str, branch: str, refspec: str | None = None) -> bool:
+    def catch_up(self, remote: str, branch: str) -> None:
+        """Wait for the turn, then move to the tip if another job pushed since the refresh."""
+        self._take_turn()
+        self.fetch(remote, branch)
+        tracking = f"refs/remotes/{remote}/{branch}"
+        revs = self._check(self._git("rev-parse", "HEAD", tracking), "rev-parse").split()
+        if revs[0] != revs[1]:
+            self.reset_to(tracking, mode="--keep")  # the tree is clean here: nothing is edited yet
+            self.caught_up = True
+
+    def _take_turn(self) -> None:
         if not self._holding:
             self.turn.acquire()
             self._holding = True
+
+    def push(self, remote: str, branch: str, refspec: str | None = None) -> bool:
+        self._take_turn()
         try:
             pushed = super().push(remote, branch, refspec)
         except PushRejected:
