@@ -124,11 +124,11 @@ class CommitWatcher:
             sha = ref_sha(self.origin)
             if sha != self.last:
                 now = time.time()
-                out = git(self.origin, "log", "--format=%H%x00%(trailers:key=Model,valueonly)%x00"
-                          "%(trailers:key=Environment,valueonly)", f"{self.last}..{sha}")
-                for line in out.splitlines():
-                    h, model, env = (line.split("\0") + ["", ""])[:3]
-                    self.seen.append((now, h, model.strip(), env.strip()))
+                out = git(self.origin, "log", "--format=%H%x1f%(trailers:key=Model,valueonly)%x1f"
+                          "%(trailers:key=Environment,valueonly)%x1e", f"{self.last}..{sha}")
+                for record in filter(str.strip, out.split("\x1e")):
+                    h, model, env = ([f.strip() for f in record.split("\x1f")] + ["", ""])[:3]
+                    self.seen.append((now, h, model, env))
                 self.last = sha
             self._stop.wait(0.005)
 
@@ -181,7 +181,7 @@ def profile_jobs(origin: Path, mlflow_url: str, config: Path, pairs: list[tuple[
     with RegistryClient(mlflow_url) as client:
         for i in range(runs + 1):  # job 0 warms the imports and the pool; not profiled
             model, alias = pairs[i % len(pairs)]
-            version = version_of[model][i % 2]
+            version = version_of[model][(i // len(pairs)) % 2]  # after the burst every pair is at v2
             client.set_alias(model, alias, version)
             job = Job(f"profile-{i}", model, alias, version, ALIASES[alias], time.time())
             start = time.perf_counter()
@@ -196,6 +196,62 @@ def profile_jobs(origin: Path, mlflow_url: str, config: Path, pairs: list[tuple[
     out = io.StringIO()
     pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(28)
     return out.getvalue(), walls
+
+
+def report(args, command, receiver_cmd, models, pairs, first_set, watcher, finished, accepted, sampler, load,
+           warm_s, t_first, t_sets, last_null, floor_git) -> None:
+    # -- report ----------------------------------------------------------------------------------
+    commit_at: dict[tuple[str, str], list[float]] = {}
+    for seen, _sha, model, env in watcher.seen:
+        commit_at.setdefault((model, env), []).append(seen)
+    latencies = []
+    for (model, alias), t0 in first_set.items():
+        times = commit_at.get((model, ALIASES[alias]), [])
+        latencies.append((min(times) - t0) if times else float("nan"))
+    drain = max(log_ts(j) for j in finished) - t_first
+    last_commit = max(t for t, *_ in watcher.seen) - t_first if watcher.seen else float("nan")
+    committed = [j for j in finished if j["msg"] == "job committed"]
+    skipped = [j for j in finished if j["msg"] == "job skipped"]
+    attempts = [int(m.group(1)) for j in committed if (m := re.search(r"after (\d+) attempt", j.get("detail", "")))]
+    busy = [kib for _, kib, b in sampler.samples if b]
+    floor = (last_null - t_first) + floor_git
+    lat = [v for v in latencies if v == v]
+
+    print(f"command: {command}")
+    print(f"receiver: {shlex.join(['python', *receiver_cmd[1:]])}")
+    print(f"{os.cpu_count()} CPUs; load average during the burst {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"warm-up: {len(pairs)} deliveries (one per pair) drained in {warm_s:.2f}s")
+    print(f"burst: {args.deliveries} alias sets over {len(pairs)} pairs in {t_sets - t_first:.2f}s "
+          f"({len(accepted)} deliveries accepted)")
+    print(f"  commits on the remote     {len(watcher.seen)}  (goal: exactly {len(pairs)}); "
+          f"pairs with a commit {len(commit_at)}, pairs with more than one "
+          f"{sum(1 for v in commit_at.values() if len(v) > 1)}")
+    print(f"  jobs                      {len(finished)}: {len(committed)} committed, {len(skipped)} skipped "
+          f"({', '.join(sorted({j.get('detail', '') for j in skipped})) or '-'})")
+    print(f"  drain                     {drain:.2f}s  (goal <= 5 s); last commit seen at {last_commit:.2f}s")
+    print(f"  alias -> commit per pair  {fmt(lat)}  (goal p95 <= 3 s)")
+    print(f"  push attempts per commit  p50 {pct(attempts, .5):.0f}  max {max(attempts)}  "
+          f"(> 1: the branch moved under the job, re-decided and re-rendered)")
+    print(f"  job seconds, committed    {fmt([float(j['seconds']) for j in committed])}")
+    steps = [j.get("steps") or {} for j in committed]
+    parts = {k: [s.get(k, 0.0) for s in steps] for k in ("resolve", "commit+push")}
+    parts["clone refresh, config, registry client"] = [float(j["seconds"]) - sum(s.values())
+                                                       for j, s in zip(committed, steps)]
+    print("    " + ";  ".join(f"{k} p50 {pct(v, .5) * 1000:.0f} ms" for k, v in parts.items())
+          + "  (commit+push holds the edit, the render + validation, git commit and push)")
+    if skipped:
+        print(f"  job seconds, skipped      {fmt([float(j['seconds']) for j in skipped])}")
+    print(f"  RSS (receiver + children) p50 {statistics.median(busy) / 1024:.1f} MiB  max {max(busy) / 1024:.1f} MiB  "
+          f"(goal <= 150 MiB; {len(busy)} samples)")
+    print(f"floor: MLflow delivering the burst to a null receiver {last_null - t_first:.2f}s + {len(pairs)} sequential "
+          f"git commit+push {floor_git:.2f}s = {floor:.2f}s;  drain / floor {drain / floor:.1f}x")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "command": command, "load": load, "commits": len(watcher.seen), "drain_s": drain,
+            "alias_to_commit": summary(lat), "jobs": len(finished), "committed": len(committed),
+            "skipped": len(skipped), "attempts": attempts, "rss_max_kib": max(busy), "floor_s": floor,
+            "floor_delivery_s": last_null - t_first, "floor_git_s": floor_git},
+            indent=2))
 
 
 def main() -> int:
@@ -270,10 +326,13 @@ def main() -> int:
         floor_git = floor_commits(floor_clone, len(pairs))
         session.close()
         stop_group(receiver)
-        profile_text, profile_walls = ("", [])
+        report(args, command, receiver_cmd, models, pairs, first_set, watcher, finished, accepted, sampler, load,
+               warm_s, t_first, t_sets, last_null, floor_git)
         if args.profile_jobs:
             profile_text, profile_walls = profile_jobs(origin, server.url, repo / "gitops.yaml", pairs, version_of,
                                                        args.profile_jobs)
+            print(f"\nprofile: {len(profile_walls)} committing jobs in-process, one at a time: "
+                  f"{fmt(profile_walls)}\n{profile_text}")
     finally:
         for thing in (sampler, watcher):
             if thing is not None:
@@ -287,55 +346,6 @@ def main() -> int:
 
             shutil.rmtree(tmp, ignore_errors=True)
 
-    # -- report ----------------------------------------------------------------------------------
-    commit_at: dict[tuple[str, str], list[float]] = {}
-    for seen, _sha, model, env in watcher.seen:
-        commit_at.setdefault((model, env), []).append(seen)
-    latencies = []
-    for (model, alias), t0 in first_set.items():
-        times = commit_at.get((model, ALIASES[alias]), [])
-        latencies.append((min(times) - t0) if times else float("nan"))
-    drain = max(log_ts(j) for j in finished) - t_first
-    last_commit = max(t for t, *_ in watcher.seen) - t_first if watcher.seen else float("nan")
-    committed = [j for j in finished if j["msg"] == "job committed"]
-    skipped = [j for j in finished if j["msg"] == "job skipped"]
-    attempts = [int(m.group(1)) for j in committed if (m := re.search(r"after (\d+) attempt", j.get("detail", "")))]
-    busy = [kib for _, kib, b in sampler.samples if b]
-    floor = (last_null - t_first) + floor_git
-    lat = [v for v in latencies if v == v]
-
-    print(f"command: {command}")
-    print(f"receiver: {shlex.join(['python', *receiver_cmd[1:]])}")
-    print(f"{os.cpu_count()} CPUs; load average during the burst {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print(f"warm-up: {len(pairs)} deliveries (one per pair) drained in {warm_s:.2f}s")
-    print(f"burst: {args.deliveries} alias sets over {len(pairs)} pairs in {t_sets - t_first:.2f}s "
-          f"({len(accepted)} deliveries accepted)")
-    print(f"  commits on the remote     {len(watcher.seen)}  (goal: exactly {len(pairs)}); "
-          f"pairs with a commit {len(commit_at)}, pairs with more than one "
-          f"{sum(1 for v in commit_at.values() if len(v) > 1)}")
-    print(f"  jobs                      {len(finished)}: {len(committed)} committed, {len(skipped)} skipped "
-          f"({', '.join(sorted({j.get('detail', '') for j in skipped})) or '-'})")
-    print(f"  drain                     {drain:.2f}s  (goal <= 5 s); last commit seen at {last_commit:.2f}s")
-    print(f"  alias -> commit per pair  {fmt(lat)}  (goal p95 <= 3 s)")
-    print(f"  push attempts per commit  p50 {pct(attempts, .5):.0f}  max {max(attempts)}  "
-          f"(> 1: the branch moved under the job, re-decided and re-rendered)")
-    print(f"  job seconds, committed    {fmt([float(j['seconds']) for j in committed])}")
-    if skipped:
-        print(f"  job seconds, skipped      {fmt([float(j['seconds']) for j in skipped])}")
-    print(f"  RSS (receiver + children) p50 {statistics.median(busy) / 1024:.1f} MiB  max {max(busy) / 1024:.1f} MiB  "
-          f"(goal <= 150 MiB; {len(busy)} samples)")
-    print(f"floor: MLflow delivering the burst to a null receiver {last_null - t_first:.2f}s + {len(pairs)} sequential "
-          f"git commit+push {floor_git:.2f}s = {floor:.2f}s;  drain / floor {drain / floor:.1f}x")
-    if profile_walls:
-        print(f"\nprofile: {len(profile_walls)} committing jobs in-process, one at a time: "
-              f"{fmt(profile_walls)}\n{profile_text}")
-    if args.json:
-        args.json.write_text(json.dumps({
-            "command": command, "load": load, "commits": len(watcher.seen), "drain_s": drain,
-            "alias_to_commit": summary(lat), "jobs": len(finished), "committed": len(committed),
-            "skipped": len(skipped), "attempts": attempts, "rss_max_kib": max(busy), "floor_s": floor,
-            "floor_delivery_s": last_null - t_first, "floor_git_s": floor_git, "profile_walls": profile_walls},
-            indent=2))
     return 0
 
 

@@ -193,3 +193,79 @@ def test_a_failed_job_throws_its_clone_away(repo, pool):
     with pool.checkout():
         pass
     assert (pool.stats.fresh, pool.stats.warm) == (2, 0)
+
+
+def test_a_job_whose_push_was_refused_pushes_before_the_pools_other_jobs(repo, pool, tmp_path):
+    """Turns: after losing a race, a job keeps the pool's turn until its retry has landed, so a job
+    of the same receiver that finished rendering meanwhile cannot win again (the starvation the burst
+    bench measured: 16 attempts for one job)."""
+    from gitops_tool.gitrepo import PushRejected
+
+    def commit(clone, name: str) -> None:
+        (clone.root / name).write_text(name + "\n")
+        clone.commit([name], f"add {name}")
+
+    with pool.checkout() as loser, pool.checkout() as other:
+        outsider = repo.clone(tmp_path / "outsider")
+        (outsider.root / "outside.txt").write_text("x\n")
+        outsider.commit_and_push("an outside writer", "outside.txt")
+        commit(loser, "loser.txt")
+        with pytest.raises(PushRejected):
+            loser.push("origin", "main")
+        commit(other, "other.txt")
+        pushed = threading.Event()
+
+        def push_other() -> None:
+            try:
+                other.push("origin", "main")
+            except PushRejected:
+                pass
+            pushed.set()
+
+        waiter = threading.Thread(target=push_other)
+        waiter.start()
+        assert not pushed.wait(0.5), "another job pushed while the refused one held the turn"
+        loser.fetch("origin", "main")
+        loser.reset_to("refs/remotes/origin/main", mode="--keep")
+        commit(loser, "loser.txt")
+        assert loser.push("origin", "main") is True
+        assert pushed.wait(10)
+        waiter.join()
+    tip_files = git(repo.remote, "ls-tree", "--name-only", "main").split()
+    assert "loser.txt" in tip_files and "other.txt" not in tip_files  # other lost once, to the loser's retry
+
+
+class _WatchedTurn:
+    """The pool's turn lock, telling the test when a job starts waiting for it."""
+
+    def __init__(self) -> None:
+        self.lock, self.waiting = threading.Lock(), threading.Event()
+
+    def acquire(self) -> bool:
+        self.waiting.set()
+        return self.lock.acquire()
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+def test_a_job_that_waited_for_its_turn_decides_again_on_the_newer_tip(repo, pool, registry):  # noqa: F811
+    """While a job waits for the push turn another writer deploys v3 to prod. The job moves to that tip
+    and decides again there: its commit says v3 -> v2, not the stale v1 -> v2 it had decided first."""
+    _promote(pool, registry, registry.v1, "turn-0")
+    v3 = registry.create_version_like("wine-classifier", registry.v2)["version"]
+    pool._turn = turn = _WatchedTurn()
+    turn.lock.acquire()  # as if another job of this receiver were committing
+    result: dict[str, object] = {}
+    job = threading.Thread(target=lambda: result.update(r=_promote(pool, registry, registry.v2, "turn-1")))
+    job.start()
+    assert turn.waiting.wait(60), "the job never asked for the turn"
+    repo.sync()
+    other = repo.promote("wine-classifier/" + v3, "--env", "prod")  # the CLI, in the user's checkout
+    assert other.returncode == 0, other.stderr
+    outside = repo.remote_head()
+    turn.lock.release()
+    job.join(60)
+    assert not job.is_alive()
+    _assert_lands_on(repo, result["r"], outside, registry.v2, v3)
+    assert "after 1 attempt" in next(s.detail for s in result["r"].steps if s.name == "commit+push")

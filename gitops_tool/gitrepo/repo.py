@@ -215,6 +215,13 @@ class GitRepo:
                 retryable=bool(_TRANSIENT.search(res.err)),
             )
 
+    caught_up = False  # catch_up moved HEAD: what was decided before must be decided again
+
+    def catch_up(self, remote: str, branch: str) -> None:
+        """Called by commit_and_push before the first edit of a commit that will be pushed: a no-op
+        here. The receiver's pooled clones (gitrepo.warm) wait for their push turn there and move to
+        the newest tip (setting ``caught_up``), so the edit is decided and built where it will land."""
+
     def reset_to(self, target: str, *, mode: str = "--hard") -> None:
         self._check(self._git("reset", "-q", mode, target), f"reset {mode} {target}")
 

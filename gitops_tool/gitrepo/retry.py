@@ -66,6 +66,8 @@ def commit_and_push(
     if attempts < 1:
         raise ValueError(f"attempts must be >= 1, got {attempts}")
     _ensure_space(repo.root)
+    if push:
+        repo.catch_up(remote, branch)
     repo.ensure_clean(include_untracked=False)
     orig = repo.head_sha()
     untracked_before = repo.untracked()

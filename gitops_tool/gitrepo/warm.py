@@ -5,6 +5,15 @@ the commit just fetched, `git status --porcelain --ignored` prints nothing, and 
 commit is present. Any doubt (a failed fetch, reset or check, a stray file, a broken index, a missing
 object, or a job that failed in it) throws the clone away and a fresh shallow clone takes its place.
 The pool holds one clone per job running at once, so each worker thread has its own.
+
+Jobs of different models run at once, so their pushes to the one branch would race: the engine
+survives a refused push (fetch, decide again on the new tip, render again, push), but the burst bench
+measured every second job rendering twice, and without an order one job lost 16 races in a row.
+So the clones of a pool take turns to commit: a job takes the pool's turn when the engine is about
+to build its commit (`catch_up`, called by commit_and_push), moves to the newest tip if another job
+pushed meanwhile (the engine then decides again there), and keeps the turn until its push has landed
+or the job ends. Refreshing, resolving and deciding (all a job that ends "already promoted" does)
+run in parallel; the render and the push run one job at a time. Other writers still cause retries.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from typing import Callable, Iterator
 from gitops_tool.errors import GitopsError
 
 from ._run import clean_stderr
+from .pushout import PushRejected
 from .repo import GitRepo
 
 REMOTE = "origin"
@@ -45,6 +55,7 @@ class ClonePool:
         self._on_discard = on_discard
         self._idle: list[tuple[Path, int]] = []  # (clone, jobs run in it)
         self._lock = threading.Lock()
+        self._turn = threading.Lock()  # held by the push in flight, or by a job retrying a refused push
         self._serial = 0
 
     @contextmanager
@@ -54,17 +65,20 @@ class ClonePool:
         repo = self._refreshed(path) if path is not None else None
         if repo is None:
             path, uses = self._new_path(), 0
-            repo = GitRepo.clone(self.url, self.branch, path, depth=1)
+            repo = TurnTakingRepo.clone(self.url, self.branch, path, depth=1)
             with self._lock:
                 self.stats.fresh += 1
         else:
             with self._lock:
                 self.stats.warm += 1
+        repo.turn = self._turn
         try:
             yield repo
         except BaseException as exc:
+            repo.end_turn()
             self._discard(path, f"a job failed in it: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
             raise
+        repo.end_turn()
         if uses + 1 >= self.max_uses:
             self._discard(path, f"used {uses + 1} times")
         else:
@@ -87,9 +101,9 @@ class ClonePool:
             self._serial += 1
             return self.root / f"clone-{self._serial}"
 
-    def _refreshed(self, path: Path) -> GitRepo | None:
+    def _refreshed(self, path: Path) -> TurnTakingRepo | None:
         try:
-            repo = GitRepo.open(path)
+            repo = TurnTakingRepo.open(path)
             refresh(repo, REMOTE, self.branch)
             return repo
         except (GitopsError, OSError) as exc:
@@ -102,6 +116,45 @@ class ClonePool:
         shutil.rmtree(path, ignore_errors=True)
         if self._on_discard is not None:
             self._on_discard(path, why)
+
+
+class TurnTakingRepo(GitRepo):
+    """A pool's clone: builds and pushes its commit only while it holds the pool's turn."""
+
+    turn: threading.Lock
+    _holding = False
+
+    def catch_up(self, remote: str, branch: str) -> None:
+        """Wait for the turn, then move to the tip if another job pushed since the refresh."""
+        self._take_turn()
+        self.fetch(remote, branch)
+        tracking = f"refs/remotes/{remote}/{branch}"
+        revs = self._check(self._git("rev-parse", "HEAD", tracking), "rev-parse").split()
+        if revs[0] != revs[1]:
+            self.reset_to(tracking, mode="--keep")  # the tree is clean here: nothing is edited yet
+            self.caught_up = True
+
+    def _take_turn(self) -> None:
+        if not self._holding:
+            self.turn.acquire()
+            self._holding = True
+
+    def push(self, remote: str, branch: str, refspec: str | None = None) -> bool:
+        self._take_turn()
+        try:
+            pushed = super().push(remote, branch, refspec)
+        except PushRejected:
+            raise  # keep the turn: commit_and_push fetches, decides again and pushes before anyone else here
+        except BaseException:
+            self.end_turn()
+            raise
+        self.end_turn()
+        return pushed
+
+    def end_turn(self) -> None:
+        if self._holding:
+            self._holding = False
+            self.turn.release()
 
 
 def refresh(repo: GitRepo, remote: str, branch: str) -> str:

@@ -152,7 +152,7 @@ class _Promotion:
     def apply(self, repo: GitRepo) -> CommitPlan | None:
         """The edit commit_and_push runs; from the second attempt on, on a new tip, decided afresh."""
         self.attempt += 1
-        if self.attempt > 1:
+        if self.attempt > 1 or repo.caught_up:  # a new tip: a pooled clone's catch_up may move there too
             if self.req.trigger in AUTOMATIC:
                 self._resolve()  # the newest registry state wins
             if reason := self._decide(record=False):

@@ -66,6 +66,8 @@ class WorkerPool:
     def _run(self, job: Job) -> float | None:
         """Run one attempt; the retry delay if it should be retried, else None."""
         started = time.monotonic()
+        event(logging.INFO, "job started", outcome="started", queued=round(started - job.enqueued_at, 3),
+              **job.fields())
         try:
             outcome = self.handler(job)
         except GitopsError as exc:
