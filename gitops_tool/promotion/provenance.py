@@ -19,8 +19,12 @@ AUTOMATIC = ("webhook", "reconcile", "workflow")
 
 
 def provenance(req: PromotionRequest, version: ModelVersion, client=None) -> dict[str, str]:
-    """Trailers: Delivered-At, Version-Created-By, Run-User and, for automatic triggers, Alias-Moved-By."""
+    """Trailers of an automatic promotion: Delivered-At, Version-Created-By, Run-User, Alias-Moved-By.
+
+    A promotion a person runs (the CLI) has an actor: the commit's author. It gets none of these."""
     out: dict[str, str] = {}
+    if req.trigger not in AUTOMATIC:
+        return out
     if req.delivered_at:
         out["Delivered-At"] = datetime.fromtimestamp(req.delivered_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     out["Version-Created-By"] = version.user_id or "not recorded by the registry"
@@ -30,6 +34,5 @@ def provenance(req: PromotionRequest, version: ModelVersion, client=None) -> dic
         except GitopsError:  # the run is gone or the registry hiccuped: provenance never fails a promotion
             user = None
         out["Run-User"] = f"{user} (as the training client reported it)" if user else "not recorded"
-    if req.trigger in AUTOMATIC:
-        out["Alias-Moved-By"] = ACTOR_UNKNOWN
+    out["Alias-Moved-By"] = ACTOR_UNKNOWN
     return out
