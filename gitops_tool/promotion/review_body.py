@@ -35,6 +35,7 @@ def pr_body(cfg: Config, repo: GitRepo, result: PromotionResult, req: PromotionR
     gates = next((s.detail for s in steps.items if s.name == "gates"), "") or "none configured"
     link = version_url(cfg, registered, result.to_version)
     delivered = f" at {trailers['Delivered-At']}" if "Delivered-At" in trailers else ""
+    run_user = f", by {trailers['Run-User']}" if "Run-User" in trailers else ""
     actor = (ACTOR_UNKNOWN if req.trigger in AUTOMATIC
              else "the person who ran `gitops-tool promote` (the commit's author)")
     lines = [
@@ -51,8 +52,8 @@ def pr_body(cfg: Config, repo: GitRepo, result: PromotionResult, req: PromotionR
         "",
         f"- Actor: {actor}",
         f"- Delivery: {trailers.get('Delivery-Id') or req.delivery_id or 'none'}{delivered}",
-        f"- Version created by: {trailers.get('Version-Created-By', 'not recorded by the registry')}",
-        f"- Run: {trailers.get('Run-Id', 'none')}, by {trailers.get('Run-User', 'not recorded')}",
+        *([f"- Version created by: {trailers['Version-Created-By']}"] if "Version-Created-By" in trailers else []),
+        f"- Run: {trailers.get('Run-Id', 'none')}{run_user}",
         "",
         "### Commit trailers",
         "",
