@@ -83,6 +83,8 @@ def _step_summary(result: PromotionResult) -> None:
     if not path:
         return
     outcome = result.skipped or (f"`{result.commit[:12]}`" if result.commit else "no commit")
+    if result.pull_request and not result.skipped:
+        outcome = f"pull request {result.pull_request} (lands when merged)"
     lines = [
         f"### gitops-tool: {result.model} in {result.env}",
         "",
