@@ -74,6 +74,9 @@ def test_soak_makes_reconcile_wait_then_promote(soak_repo, registry):
     prod = next(i for i in items if i["env"] == "prod")
     assert prod["action"] == "skipped" and prod["detail"].startswith(f"soaking: soak 30m in staging: {WINE} "
                                                                       f"version {v1} has served there")
+    # The receiver's trigger takes the same path: skipped, exit 0, no commit.
+    out = json.loads(_ok(repo.promote(f"{WINE}@champion", "--trigger", "webhook", "-o", "json")).stdout)
+    assert out["skipped"].startswith(f"soaking: soak 30m in staging: {WINE} version {v1}") and out["commit"] is None
     assert repo.remote_head() == head
 
     # 31 minutes later, as far as the files at the tip are concerned.

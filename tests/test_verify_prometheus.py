@@ -132,7 +132,9 @@ def _ok(res):
 
 
 def _error_rate(url: str) -> list[float]:
-    return _instant(url, ERROR_RATE.replace("$namespace", NAMESPACE).replace("$window", "15s"))
+    """The check's expression at its worst over the check's window (what --complete will look at)."""
+    expr = ERROR_RATE.replace("$namespace", NAMESPACE).replace("$window", "15s")
+    return _instant(url, f"max_over_time(({expr})[15s:1s])")
 
 
 def test_a_failed_verification_on_live_metrics_aborts_the_canary_and_moves_the_alias_back(live, tmp_path):
