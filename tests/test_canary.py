@@ -40,10 +40,14 @@ def _valid(repo, schema_dir, env: str = "prod") -> None:
     _ok(repo.cli("validate", env, "--schema-dir", str(schema_dir)))
 
 
-def _no_gitops_tags(registry, *versions: str) -> None:
-    for version in versions:
-        tags = {t["key"] for t in registry.get_version(version).get("tags", [])}
-        assert not {t for t in tags if t.startswith("gitops.")}, tags
+def _gitops_tags(registry, *versions: str) -> dict:
+    """The gitops.<env> tags of each version, read back from the real MLflow."""
+    return {version: {t["key"]: json.loads(t["value"]) for t in registry.get_version(version).get("tags", [])
+                      if t["key"].startswith("gitops.")} for version in versions}
+
+
+def _prod_state(registry, version: str) -> dict:
+    return _gitops_tags(registry, version)[version]["gitops.prod"]
 
 
 @pytest.fixture
@@ -69,6 +73,9 @@ def test_a_canary_at_10_percent_renders_then_completes(prod_at_v1, registry, sch
     assert isvc["metadata"]["annotations"]["gitops-tool.io/model-version"] == v2
     assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
     _valid(repo, schema_dir)
+    started = _prod_state(registry, v2)
+    assert (started["state"], started["percent"], started["stable"], started["commit"]) == (
+        "canary_started", "10", v1, repo.remote_head())
 
     rows = {r["env"]: r for r in json.loads(_ok(repo.cli("status", "-o", "json")).stdout)["rows"]}
     assert rows["prod"]["canary"] == f"canary 10% -> v{v2} (stable v{v1})"
@@ -93,6 +100,8 @@ def test_a_canary_at_10_percent_renders_then_completes(prod_at_v1, registry, sch
     assert "gitops-tool.io/canary-from" not in annotations
     assert json.loads(annotations["gitops-tool.io/deployed-before"])[0]["version"] == v1  # rollback target
     _valid(repo, schema_dir)
+    completed = _prod_state(registry, v2)
+    assert (completed["state"], completed["commit"]) == ("canary_completed", repo.remote_head())
 
     history = _ok(repo.cli("history", WINE, "--env", "prod")).stdout.splitlines()
     assert "canary complete" in history[0] and "canary 10%" in history[1]
@@ -120,6 +129,9 @@ def test_abort_restores_the_stable_version_and_holds(prod_at_v1, registry, schem
     assert annotations["gitops-tool.io/hold"] == f"canary of {v2} aborted: latency looked wrong"
     assert annotations["gitops-tool.io/deployed-at"] == stable_since  # v1 never stopped serving
     _valid(repo, schema_dir)
+    aborted = _prod_state(registry, v2)
+    assert (aborted["state"], aborted["reason"], aborted["commit"]) == (
+        "canary_aborted", "latency looked wrong", repo.remote_head())
     # The hold keeps reconcile from re-promoting the aborted version while @champion still names it.
     registry.set_alias("champion", v2)
     out = json.loads(_ok(repo.promote(f"{WINE}@champion", "--trigger", "reconcile", "-o", "json")).stdout)
@@ -128,7 +140,7 @@ def test_abort_restores_the_stable_version_and_holds(prod_at_v1, registry, schem
 
 def test_bad_canary_input_fails_and_changes_nothing(prod_at_v1, registry):
     repo, v1, v2 = prod_at_v1, registry.v1, registry.v2
-    before = repo.snapshot()
+    before, tags_before = repo.snapshot(), _gitops_tags(registry, v1, v2)
     _fails(repo.promote(f"{WINE}/{v2}", "--env", "staging", "--canary", "10"),
            "environment staging runs KServe in Standard mode, which has no canary")
     for percent in ("0", "100", "-5"):
@@ -139,4 +151,4 @@ def test_bad_canary_input_fails_and_changes_nothing(prod_at_v1, registry):
     assert repo.promote("--complete", WINE).returncode == 2  # usage: --env is required
     assert repo.promote(f"{WINE}/{v2}", "--env", "prod", "--canary", "10", "--abort").returncode == 2
     assert repo.snapshot() == before
-    _no_gitops_tags(registry, v1, v2)
+    assert _gitops_tags(registry, v1, v2) == tags_before  # bad input writes no tag

@@ -53,9 +53,13 @@ def test_soak_blocks_a_manual_promotion_until_forced_with_a_reason(soak_repo, re
     assert res.returncode == 1, res.stdout + res.stderr
     assert f"{WINE} cannot enter prod yet: soak 30m in staging: {WINE} version {v1} has served there" in res.stderr
     assert "to go" in res.stderr and "--force --reason" in res.stderr
+    blocked = json.loads({t["key"]: t["value"] for t in registry.get_version(v1)["tags"]}["gitops.prod"])
+    assert blocked["state"] == "soak_blocked" and "soak 30m in staging" in blocked["reason"]
+    registry.set_version_tag(v1, "gitops.prod", "{}")  # so the bad input below is seen to write nothing
     res = repo.promote(f"{WINE}/{v1}", "--env", "prod", "--force")
     assert res.returncode == 1 and "needs --reason" in res.stderr, res.stderr
     assert repo.snapshot() == before
+    assert {t["key"]: t["value"] for t in registry.get_version(v1)["tags"]}["gitops.prod"] == "{}"
 
     out = json.loads(_ok(repo.promote(f"{WINE}/{v1}", "--env", "prod", "--force", "--reason", "incident 42 fix",
                                       "-o", "json")).stdout)

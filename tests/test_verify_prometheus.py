@@ -10,6 +10,8 @@ real series the error-rate check reads, over PromQL that Prometheus evaluates.
 
 from __future__ import annotations
 
+import json
+
 import subprocess
 import threading
 import time
@@ -172,6 +174,11 @@ def test_a_failed_verification_on_live_metrics_aborts_the_canary_and_moves_the_a
     assert requests.get(f"{registry.url}{API}/registered-models/alias",
                         params={"name": WINE, "alias": "champion"}, timeout=10).json()["model_version"][
         "version"] == v2
+    # The version page says why (a tag read back from the real MLflow).
+    tags = {t["key"]: t["value"] for t in registry.get_version(v3).get("tags", [])}
+    failed = json.loads(tags["gitops.prod"])
+    assert failed["state"] == "verification_failed" and failed["reason"].startswith("error-rate: ")
+    assert failed["commit"] == repo.remote_head()
 
 
 def test_prometheus_unreachable_fails_the_verification_never_passes_it(live, tmp_path):

@@ -70,7 +70,7 @@ def rolled_back(cfg, tracking_uri: str | None, result: PromotionResult, dry_run:
         return result
     _refresh(cfg, steps, result.env)
     model, url = _registered(cfg, result.model), version_tags.commit_url(cfg.repo_url, result.commit)
-    with steps.run(TAG_STEP) as step, _client(cfg, tracking_uri) as client:
+    with steps.run(TAG_STEP) as step, registry_client(cfg, tracking_uri) as client:
         problems = [p for p in (
             version_tags.record(client, model, result.from_version, result.env, "rolled_back", commit=result.commit,
                                 commit_url=url, trigger="rollback", reason=f"rolled back to {result.to_version}"),
@@ -84,7 +84,7 @@ def rolled_back(cfg, tracking_uri: str | None, result: PromotionResult, dry_run:
 
 def held(cfg, tracking_uri: str | None, model: str, version: str, env: str, hold: str, trigger: str) -> str | None:
     """An automatic run skipped a held pair before promoting (reconcile): `held` on the alias's version."""
-    with _client(cfg, tracking_uri) as client:
+    with registry_client(cfg, tracking_uri) as client:
         return version_tags.record(client, _registered(cfg, model), version, env, "held", reason=hold, trigger=trigger)
 
 
@@ -100,12 +100,16 @@ def _state(cfg, req: PromotionRequest, result: PromotionResult) -> tuple[str | N
     alias_at = None
     if req.event_timestamp:
         alias_at = datetime.fromtimestamp(req.event_timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if req.canary is not None:
+        return "canary_started", {"commit": result.commit, "percent": req.canary, "stable": result.from_version,
+                                  "commit_url": version_tags.commit_url(cfg.repo_url, result.commit),
+                                  "trigger": req.trigger}
     return "committed", {"commit": result.commit, "commit_url": version_tags.commit_url(cfg.repo_url, result.commit),
                          "trigger": req.trigger, "alias_at": alias_at}
 
 
 @contextmanager
-def _client(cfg, tracking_uri: str | None) -> Iterator:
+def registry_client(cfg, tracking_uri: str | None) -> Iterator:
     """A registry client, or None when no tracking URI is configured (record counts that as a failure)."""
     from gitops_tool.registry import RegistryClient, resolve_tracking_uri
 

@@ -94,21 +94,31 @@ def finish(model: str, env: str, action: str, *, config_path: Path | None = None
            push: bool = True, dry_run: bool = False, tracking_uri: str | None = None,
            reason: str | None = None) -> PromotionResult:
     """`complete` (after env's verify checks) or `abort`; a failed verification aborts and raises."""
+    from gitops_tool.promotion.after_push import registry_client
+
     with open_workspace(config_path, repo_url) as ws:
         m, env = ws.cfg.model(model), ws.cfg.env(env).name
         running(ws, m.name, env)  # nothing to finish: fail before querying anything
-        if action == "complete":
-            failure = _verify(ws, m, env)
-            if failure:
-                return _abort_after_failure(ws, m, env, failure, push, dry_run, tracking_uri)
-            result = land_change(ws, env, m.name, lambda: _decide_complete(ws, m.name, env), push, dry_run)
-            if result.commit:
-                stage_tags.note(None, m.name, result.to_version, env, "canary_completed", commit=result.commit)
-            return result
-        why = reason or "aborted by hand"
-        result = land_change(ws, env, m.name, lambda: _decide_abort(ws, m.name, env, why), push, dry_run)
-        stage_tags.note(None, m.name, result.from_version, env, "canary_aborted", reason=why)
+        with registry_client(ws.cfg, tracking_uri) as client, stage_tags.reporting(client, enabled=not dry_run):
+            return _finish(ws, m, env, action, push, dry_run, tracking_uri, reason)
+
+
+def _finish(ws: Workspace, m, env: str, action: str, push: bool, dry_run: bool, tracking_uri: str | None,
+            reason: str | None) -> PromotionResult:
+    if action == "complete":
+        failure = _verify(ws, m, env)
+        if failure:
+            return _abort_after_failure(ws, m, env, failure, push, dry_run, tracking_uri)
+        result = land_change(ws, env, m.name, lambda: _decide_complete(ws, m.name, env), push, dry_run)
+        if result.commit and result.pushed:
+            stage_tags.note(m.registered_model, result.to_version, env, "canary_completed", commit=result.commit)
         return result
+    why = reason or "aborted by hand"
+    result = land_change(ws, env, m.name, lambda: _decide_abort(ws, m.name, env, why), push, dry_run)
+    if result.commit and result.pushed:
+        stage_tags.note(m.registered_model, result.from_version, env, "canary_aborted", reason=why,
+                        commit=result.commit)
+    return result
 
 
 def running(ws: Workspace, model: str, env: str) -> ReleaseState:
@@ -167,7 +177,9 @@ def _abort_after_failure(ws: Workspace, m, env: str, failure: str, push: bool, d
     state = running(ws, m.name, env)
     why = f"verification failed: {failure}"
     result = land_change(ws, env, m.name, lambda: _decide_abort(ws, m.name, env, why), push, dry_run)
-    stage_tags.note(None, m.name, state.version, env, "verification_failed", reason=failure)
+    if not dry_run:
+        stage_tags.note(m.registered_model, state.version, env, "verification_failed", reason=failure,
+                        commit=result.commit)
     moved = ""
     if ws.cfg.env(env).verify.on_fail == "abort_and_move_alias" and result.commit and result.pushed:
         moved = _move_aliases_back(ws, m, env, state, tracking_uri)

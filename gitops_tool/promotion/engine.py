@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from gitops_tool.errors import GitopsError
 from gitops_tool.gitrepo import CommitPlan, GitRepo, commit_and_push
 from gitops_tool.kustomize.release import ReleaseEdit, ReleaseState, read_release
-from gitops_tool.promotion import after_push, canary, commits, stage_policy
+from gitops_tool.promotion import after_push, canary, commits, stage_policy, stage_tags
 from gitops_tool.promotion.approval import Route, route
 from gitops_tool.promotion.change import PUSH_ATTEMPTS
 from gitops_tool.promotion.gates import run_gates
@@ -44,7 +44,7 @@ def promote(req: PromotionRequest, *, branch: str | None = None, schema_dir: Pat
 
 def promote_in(ws: Workspace, req: PromotionRequest, *, schema_dir: Path | None = None) -> PromotionResult:
     uri = resolve_tracking_uri(req.tracking_uri, ws.cfg.mlflow.get("tracking_uri"))
-    with RegistryClient(uri) as client:
+    with RegistryClient(uri) as client, stage_tags.reporting(client, enabled=not req.dry_run):
         return _Promotion(ws, req, client, schema_dir).run()
 
 
@@ -106,7 +106,6 @@ class _Promotion:
                 step.status, step.detail = "skipped", self.result.skipped
             else:
                 step.detail = f"{pushed.commit[:12]} after {pushed.attempts} attempt(s)"
-        stage_policy.committed(self.req, self.result)
         if self.result.commit and not self.result.pushed:
             self.result.kept_on = self.ws.keep_unpushed(self.target.env, self.target.model.name, self.result.commit)
         return self.result

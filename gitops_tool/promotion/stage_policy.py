@@ -44,7 +44,8 @@ def _soak_and_verify(cfg, target, req: PromotionRequest) -> tuple[str | None, li
     notes = []
     short = soak.shortfall(cfg, model, env, version)
     if short:
-        stage_tags.note(None, model.name, version, env, "soak_blocked", reason=short)
+        if req.trigger in AUTOMATIC or not req.force:  # blocked (an override, or bad input, records nothing)
+            stage_tags.note(model.registered_model, version, env, "soak_blocked", reason=short)
         if req.trigger in AUTOMATIC:
             return f"soaking: {short}", notes
         _overridable(short, req, model.name, env)
@@ -57,7 +58,9 @@ def _soak_and_verify(cfg, target, req: PromotionRequest) -> tuple[str | None, li
 
         failed = failed_checks(cfg.environments[up], model.name)
         if failed:
-            stage_tags.note(None, model.name, version, up, "verification_failed", reason=failed, next_stage=env)
+            if req.trigger in AUTOMATIC or not req.force:
+                stage_tags.note(model.registered_model, version, up, "verification_failed", reason=failed,
+                                next_stage=env)
             _overridable(f"verify {up}: {failed}", req, model.name, env)
             notes.append(f"verify {up} overridden ({failed})")
         else:
@@ -81,9 +84,3 @@ def message(req: PromotionRequest, subject: str, body: str, trailers: dict[str, 
         body = "\n".join(filter(None, [body, f"Forced: {req.reason}"]))
     return subject, body, trailers
 
-
-def committed(req: PromotionRequest, result) -> None:
-    """After the engine's commit: a canary start is reported (tag integration point, promotion/stage_tags.py)."""
-    if req.canary is not None and result.commit:
-        stage_tags.note(None, result.model, result.to_version, result.env, "canary_started",
-                        percent=req.canary, stable=result.from_version, commit=result.commit)

@@ -1,18 +1,53 @@
-"""Where canary, soak and verification outcomes become model-version tags (issue 13, part 1).
+"""Canary, soak and verification outcomes as model-version tags (`gitops.<env>`, promotion/version_tags.py).
 
-INTEGRATION POINT: the `gitops.<env>.*` tag writer lives in another module (its never-raising
-`record(client, model, version, env, state, **fields)`). Every canary/soak/verify outcome calls `note`
-here, and only here, so wiring it is one line: replace the body with a call to `record`.
-States used: canary_started, canary_completed, canary_aborted, verification_failed, soak_blocked.
+The decisions that produce them (stage_policy, canary) run deep inside a promotion, where no
+registry client is at hand; the engine and `canary.finish` open a `reporting` scope with theirs.
+States: canary_completed, canary_aborted, verification_failed, soak_blocked (canary_started is
+written after the push by promotion/after_push.py, with the commit). Like every tag write, `note`
+never raises. A scope writes each (model, version, env, state) once: a promotion that decides again
+after a rejected push does not write its soak_blocked twice. A dry run writes nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from gitops_tool.promotion import version_tags
 
 log = logging.getLogger("gitops_tool.promotion.stage_tags")
 
 
-def note(client, model: str, version: str | None, env: str, state: str, **fields: object) -> None:
-    """Never raises: a tag is a report, not a step a promotion can fail on."""
-    log.info("%s version %s in %s: %s %s", model, version, env, state, fields)
+@dataclass
+class _Scope:
+    client: object
+    enabled: bool
+    written: set = field(default_factory=set)
+
+
+_scope: ContextVar[_Scope | None] = ContextVar("stage_tags_scope", default=None)
+
+
+@contextmanager
+def reporting(client, *, enabled: bool = True) -> Iterator[None]:
+    """Notes made inside go to ``client``'s registry; with enabled=False (a dry run) nowhere."""
+    token = _scope.set(_Scope(client, enabled))
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def note(model: str, version: str | None, env: str, state: str, **fields: object) -> str | None:
+    """Record ``state`` on the version; the failure reason (already logged and counted) or None."""
+    scope = _scope.get()
+    if scope is None or not scope.enabled or not version:
+        log.info("%s version %s in %s: %s %s (not recorded: no registry scope)", model, version, env, state, fields)
+        return None
+    if (model, version, env, state) in scope.written:
+        return None
+    scope.written.add((model, version, env, state))
+    return version_tags.record(scope.client, model, version, env, state, **fields)
