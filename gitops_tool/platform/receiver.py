@@ -30,6 +30,8 @@ def _env(cfg: Config) -> list[dict]:
             {"name": "GIT_CONFIG_KEY_0", "value": "credential.helper"},
             {"name": "GIT_CONFIG_VALUE_0", "value": CREDENTIAL_HELPER},
         ]
+        if cfg.argocd_refresh["mode"] == "api":  # the pod mounts no service account token: no annotation refresh
+            env.append(secret_env("ARGOCD_AUTH_TOKEN", "gitops-argocd-token", "token"))
     else:
         env.append(secret_env("GITHUB_TOKEN", "gitops-github-token", "token"))
     return env
