@@ -55,6 +55,8 @@ def test_demo_runs_the_whole_loop_and_leaves_no_process(tmp_path: Path):
         "committed", "reconcile", head)
     assert (tags["1"]["prod"]["state"], tags["1"]["prod"]["trigger"]) == ("committed", "rollback")
     assert tags["2"]["dev"]["state"] == "committed" and tags["2"]["dev"]["alias_at"].endswith("Z")
+    held = summary["held_tag"]["2"]["prod"]  # while rolled back, reconcile skipped @champion=2 for the hold
+    assert (held["state"], held["reason"], held["trigger"]) == ("held", "rollback from 2 to 1", "reconcile")
     assert "mlflow server" in summary["mlflow_restart"] and str(workdir / "mlflow") in summary["mlflow_restart"]
     time.sleep(0.5)
     assert _processes_mentioning(str(workdir)) == []

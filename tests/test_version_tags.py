@@ -199,3 +199,32 @@ def test_a_promotion_adds_exactly_one_registry_round_trip(repo, registry, monkey
     calls.clear()
     assert promote(request).skipped == "already promoted"
     assert calls == ["GET /model-versions/get"]  # decided before the gates; nothing to record
+
+
+def test_a_refusal_whose_tag_write_fails_says_so_in_the_error_hint(tmp_path, registry, monkeypatch):
+    """The gate refuses; the real registry then rejects the set-tag (the version is deleted just before):
+    the error is still the gate's, exit path unchanged, and its hint says the refusal was not recorded."""
+    import gitops_tool.registry.client as client_mod
+    from gitops_tool.errors import GitopsError
+    from gitops_tool.promotion.engine import promote
+
+    model = "wine-refused-gone"
+    repo = make_repo(tmp_path, registry.url, edit_config=lambda t: add_model_to_config(
+        t, model, gates="    gates:\n      metrics: [accuracy >= 0.999]"))
+    low, _ = registry.add_model(model)
+    original = client_mod.RegistryClient.set_version_tag
+
+    def delete_then_tag(self, name, version, key, value, **kw):
+        requests.delete(f"{registry.url}{API}/model-versions/delete", json={"name": name, "version": version},
+                        timeout=30)
+        return original(self, name, version, key, value, **kw)
+
+    monkeypatch.setattr(client_mod.RegistryClient, "set_version_tag", delete_then_tag)
+    before = repo.snapshot()
+    with pytest.raises(GitopsError) as caught:
+        promote(PromotionRequest(ref=f"{model}/{low}", env="dev", config_path=repo.root / "gitops.yaml",
+                                 tracking_uri=registry.url))
+    text = str(caught.value)
+    assert text.startswith(f"gate metrics: {model} version {low}: accuracy = ")
+    assert "hint: the refusal was not recorded on the version" in text and "not found" in text
+    assert repo.snapshot() == before

@@ -15,23 +15,12 @@ from __future__ import annotations
 
 import subprocess
 import time
-from datetime import datetime, timezone
 
 from gitops_tool.cluster.status import EnvLive
 from gitops_tool.promotion import version_tags
 
 
-def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if ts else None
-
-
-def _epoch(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
-    except ValueError:
-        return None
+_iso, _epoch = version_tags.iso, version_tags.epoch
 
 
 class Timeline:

@@ -167,7 +167,9 @@ class Demo:
     def _rollback_and_release(self) -> None:
         _git("pull", "--quiet", "--ff-only", "origin", "main", cwd=self.repo)
         _cli(self.progress, "rollback", MODEL, "--env", "prod", cwd=self.repo, env=self.env)
-        _cli(self.progress, "reconcile", "--dry-run", cwd=self.repo, env=self.env)
+        # The hold at work: reconcile sees @champion=2 against Git's 1, skips the held pair and says so on v2.
+        _cli(self.progress, "reconcile", cwd=self.repo, env=self.env)
+        self.summary["held_tag"] = self._show_tags(only=("2", "prod"))
         _cli(self.progress, "release", MODEL, "--env", "prod", cwd=self.repo, env=self.env)
         # The hold is lifted and @champion still names v2: the polling fallback promotes it again,
         # so the demo ends with Git and the registry agreeing.
@@ -181,23 +183,25 @@ class Demo:
         status = json.loads(_cli(self.progress, "status", "--output", "json", cwd=self.repo, env=self.env,
                                  show=False))
         self.summary["final_status"] = status["rows"]
-        self._show_tags()
+        self.summary["tags"] = self._show_tags()
 
-    def _show_tags(self) -> None:
-        """What the registry now says about each version (the gitops.<env> tags the promotions wrote)."""
+    def _show_tags(self, only: tuple[str, str] | None = None) -> dict:
+        """What the registry says about each version (the gitops.<env> tags the promotions wrote)."""
         from gitops_tool.promotion.version_tags import PREFIX, parse
         from gitops_tool.registry import RegistryClient
 
-        self.summary["tags"] = {}
+        found: dict[str, dict] = {}
         with RegistryClient(self.mlflow.url) as client:
-            for version in sorted(self.summary["versions"]):
+            for version in [only[0]] if only else sorted(self.summary["versions"]):
                 tags = client.get_version(MODEL, version).tags
-                envs = sorted(k.removeprefix(PREFIX) for k in tags if k.startswith(PREFIX))
-                self.summary["tags"][version] = {env: parse(tags, env) for env in envs}
-                for env, state in self.summary["tags"][version].items():
-                    extra = ", ".join(f"{k} {v[:12] if k == 'commit' else v}" for k, v in state.items()
+                envs = [only[1]] if only else sorted(k.removeprefix(PREFIX) for k in tags if k.startswith(PREFIX))
+                found[version] = {env: parse(tags, env) for env in envs}
+                for env, state in found[version].items():
+                    extra = ", ".join(f"{k} {v[:12] if k == 'commit' else v}" for k, v in (state or {}).items()
                                       if k in ("commit", "trigger", "reason"))
-                    self.progress.say(f"      {MODEL} v{version} tag {PREFIX}{env}: {state['state']} ({extra})")
+                    self.progress.say(f"      {MODEL} v{version} tag {PREFIX}{env}: "
+                                      f"{(state or {}).get('state', 'none')} ({extra})")
+        return found
 
     def _predict(self) -> None:
         import mlflow.pyfunc

@@ -224,6 +224,8 @@ def _chain(value: Any, path: Path) -> tuple[Deployed, ...]:
 def _percent(value: Any, path: Path) -> int | None:
     if value is None:
         return None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)  # the fast reader (release_read.py) resolves no ints: every plain scalar is text
     if isinstance(value, bool) or not isinstance(value, int):
         raise GitopsError(f"{path}: corrupted spec.predictor.canaryTrafficPercent: {value!r} is not an integer")
     return value

@@ -16,6 +16,7 @@ SECRETS: dict[str, dict[str, Any]] = {
     "gitops-webhook": {"keys": ["hmac-secret"], "used_by": "webhook receiver and MLflow's webhook (HMAC)"},
     "gitops-git-credentials": {"keys": ["token"], "used_by": "webhook receiver, promote mode (push)"},
     "gitops-github-token": {"keys": ["token"], "used_by": "webhook receiver, dispatch mode"},
+    "gitops-argocd-token": {"keys": ["token"], "used_by": "webhook receiver, argocd.refresh: api (Argo CD API token)"},
     "kserve-s3-credentials": {"keys": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
                               "used_by": "KServe storage-initializer (storage-mode models only)"},
 }

@@ -33,6 +33,8 @@ def _env(cfg: Config) -> list[dict]:
         if any(e.approval == "pull_request" for e in cfg.environments.values()):
             # approval: pull_request environments: the same GitHub token opens and updates the pull requests.
             env.append(secret_env("GITHUB_TOKEN", "gitops-git-credentials", "token"))
+        if cfg.argocd_refresh["mode"] == "api":  # the pod mounts no service account token: no annotation refresh
+            env.append(secret_env("ARGOCD_AUTH_TOKEN", "gitops-argocd-token", "token"))
     else:
         env.append(secret_env("GITHUB_TOKEN", "gitops-github-token", "token"))
     return env

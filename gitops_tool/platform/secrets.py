@@ -33,6 +33,8 @@ def required_secrets(cfg: Config, target: Target) -> dict[str, list[str]]:
     if target.registry_of_record and cfg.receiver["enabled"]:
         wanted += ["gitops-webhook", "gitops-git-credentials" if cfg.receiver["mode"] == "promote"
                    else "gitops-github-token"]
+        if cfg.receiver["mode"] == "promote" and cfg.argocd_refresh["mode"] == "api":
+            wanted.append("gitops-argocd-token")
     out = {name: SECRETS[name]["keys"] for name in wanted}
     if target.basic_auth:  # nginx reads the key `auth`; Envoy Gateway's SecurityPolicy reads `.htpasswd`
         out["mlflow-basic-auth"] = [".htpasswd"] if cfg.edge["kind"] == "gateway-api" else ["auth"]

@@ -9,7 +9,6 @@ rollback calls `rolled_back`.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import Iterator
 
 from gitops_tool.cluster.refresh import request_refresh
@@ -18,7 +17,7 @@ from gitops_tool.promotion import version_tags
 from gitops_tool.promotion.model import PromotionRequest, PromotionResult
 from gitops_tool.promotion.steps import Steps
 
-AUTOMATIC = ("webhook", "reconcile", "workflow")
+AUTOMATIC = ("webhook", "reconcile", "workflow")  # engine.AUTOMATIC (the engine imports this module)
 TAG_STEP, REFRESH_STEP = "record on version", "argocd refresh"
 
 
@@ -97,15 +96,12 @@ def _state(cfg, req: PromotionRequest, result: PromotionResult) -> tuple[str | N
         return None, {"reason": result.skipped or "no commit"}
     if not result.pushed:
         return None, {"reason": "committed but not pushed"}
-    alias_at = None
-    if req.event_timestamp:
-        alias_at = datetime.fromtimestamp(req.event_timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if req.canary is not None:
         return "canary_started", {"commit": result.commit, "percent": req.canary, "stable": result.from_version,
                                   "commit_url": version_tags.commit_url(cfg.repo_url, result.commit),
                                   "trigger": req.trigger}
     return "committed", {"commit": result.commit, "commit_url": version_tags.commit_url(cfg.repo_url, result.commit),
-                         "trigger": req.trigger, "alias_at": alias_at}
+                         "trigger": req.trigger, "alias_at": version_tags.iso(req.event_timestamp)}
 
 
 @contextmanager

@@ -32,6 +32,7 @@ from gitops_tool.errors import GitopsError
 PREFIX = "gitops."
 STATES = ("committed", "held", "refused", "synced", "healthy", "rolled_back")
 FIELDS = ("commit", "commit_url", "gate", "reason", "trigger", "alias_at", "synced_at", "ready_at")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_REASON = 1000  # MLflow accepts longer values; a reason longer than this is noise on the version page
 
@@ -54,8 +55,20 @@ def value(state: str, **fields: Any) -> str:
     data = {k: str(v) for k, v in fields.items() if v is not None and v != ""}
     if len(data.get("reason", "")) > MAX_REASON:
         data["reason"] = data["reason"][:MAX_REASON - 1] + "…"
-    data |= {"state": state, "updated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    data |= {"state": state, "updated": iso(datetime.now(timezone.utc).timestamp())}
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def iso(ts: float | None) -> str | None:
+    """UTC time as the tag's fields carry it (microseconds, Z)."""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime(TIME_FORMAT) if ts else None
+
+
+def epoch(text: str | None) -> float | None:
+    try:
+        return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=timezone.utc).timestamp() if text else None
+    except ValueError:
+        return None
 
 
 def parse(tags: dict[str, str], env: str) -> dict[str, str] | None:
