@@ -19,7 +19,7 @@ import pytest
 from gitops_tool.gitrepo.warm import ClonePool
 from gitops_tool.promotion.engine import promote
 from gitops_tool.promotion.model import PromotionRequest
-from tests.promotion_fixtures import PromoRepo, git, make_repo, registry, trailers_of  # noqa: F401
+from tests.promotion_fixtures import PromoRepo, add_model_to_config, git, make_repo, registry, trailers_of  # noqa: F401,E501
 from tests.race_kit import deployed, ticket_hook
 
 PROD_RELEASE = "environments/prod/release/wine-classifier.yaml"
@@ -269,3 +269,18 @@ def test_a_job_that_waited_for_its_turn_decides_again_on_the_newer_tip(repo, poo
     assert not job.is_alive()
     _assert_lands_on(repo, result["r"], outside, registry.v2, v3)
     assert "after 1 attempt" in next(s.detail for s in result["r"].steps if s.name == "commit+push")
+
+
+def test_a_changed_gitops_yaml_at_the_tip_is_read_again(repo, pool):
+    """The pooled path reuses a loaded gitops.yaml only while its bytes are the same."""
+    from gitops_tool.promotion.workspace import open_workspace
+
+    with open_workspace(clones=pool) as ws:
+        first = ws.cfg
+    with open_workspace(clones=pool) as ws:
+        assert ws.cfg is first  # same bytes, same clone: not loaded again
+    config = repo.root / "gitops.yaml"
+    config.write_text(add_model_to_config(config.read_text(), "iris-classifier"))
+    repo.commit_and_push("map iris-classifier", "gitops.yaml")
+    with open_workspace(clones=pool) as ws:
+        assert "iris-classifier" in ws.cfg.models and "iris-classifier" not in first.models
