@@ -62,6 +62,7 @@ class ClonePool:
     @contextmanager
     def checkout(self) -> Iterator[GitRepo]:
         """A clone at the remote's tip, clean, for one job; back to the pool only if the job succeeded."""
+        pushes_before = self.pushes  # read before the fetch: a push after it makes catch_up fetch again
         path, uses = self._take()
         repo = self._refreshed(path) if path is not None else None
         if repo is None:
@@ -72,7 +73,7 @@ class ClonePool:
         else:
             with self._lock:
                 self.stats.warm += 1
-        repo.turn, repo.pool, repo.pushes_seen = self._turn, self, self.pushes
+        repo.turn, repo.pool, repo.pushes_seen = self._turn, self, pushes_before
         try:
             yield repo
         except BaseException as exc:
