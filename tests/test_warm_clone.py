@@ -19,7 +19,7 @@ import pytest
 from gitops_tool.gitrepo.warm import ClonePool
 from gitops_tool.promotion.engine import promote
 from gitops_tool.promotion.model import PromotionRequest
-from tests.promotion_fixtures import PromoRepo, git, make_repo, registry, trailers_of  # noqa: F401
+from tests.promotion_fixtures import PromoRepo, add_model_to_config, git, make_repo, registry, trailers_of  # noqa: F401,E501
 from tests.race_kit import deployed, ticket_hook
 
 PROD_RELEASE = "environments/prod/release/wine-classifier.yaml"
@@ -249,9 +249,13 @@ class _WatchedTurn:
         self.lock.release()
 
 
-def test_a_job_that_waited_for_its_turn_decides_again_on_the_newer_tip(repo, pool, registry):  # noqa: F811
-    """While a job waits for the push turn another writer deploys v3 to prod. The job moves to that tip
-    and decides again there: its commit says v3 -> v2, not the stale v1 -> v2 it had decided first."""
+@pytest.mark.parametrize("writer,attempts", [("pool-job", 1), ("outsider", 2)])
+def test_a_job_that_waited_for_its_turn_decides_again_on_the_newer_tip(repo, pool, registry, writer,  # noqa: F811
+                                                                        attempts):
+    """While a job waits for the push turn, v3 is deployed to prod. The job decides again on that tip:
+    its commit says v3 -> v2, not the stale v1 -> v2 it had decided first. After another job of the
+    pool (counted in pool.pushes) it moves there before building its commit (1 attempt); after an
+    outside writer its push is refused first, then it fetches and decides again (2 attempts)."""
     _promote(pool, registry, registry.v1, "turn-0")
     v3 = registry.create_version_like("wine-classifier", registry.v2)["version"]
     pool._turn = turn = _WatchedTurn()
@@ -264,8 +268,25 @@ def test_a_job_that_waited_for_its_turn_decides_again_on_the_newer_tip(repo, poo
     other = repo.promote("wine-classifier/" + v3, "--env", "prod")  # the CLI, in the user's checkout
     assert other.returncode == 0, other.stderr
     outside = repo.remote_head()
+    if writer == "pool-job":
+        pool.pushes += 1  # what TurnTakingRepo.push records when a job of this pool lands
     turn.lock.release()
     job.join(60)
     assert not job.is_alive()
     _assert_lands_on(repo, result["r"], outside, registry.v2, v3)
-    assert "after 1 attempt" in next(s.detail for s in result["r"].steps if s.name == "commit+push")
+    assert f"after {attempts} attempt" in next(s.detail for s in result["r"].steps if s.name == "commit+push")
+
+
+def test_a_changed_gitops_yaml_at_the_tip_is_read_again(repo, pool):
+    """The pooled path reuses a loaded gitops.yaml only while its bytes are the same."""
+    from gitops_tool.promotion.workspace import open_workspace
+
+    with open_workspace(clones=pool) as ws:
+        first = ws.cfg
+    with open_workspace(clones=pool) as ws:
+        assert ws.cfg is first  # same bytes, same clone: not loaded again
+    config = repo.root / "gitops.yaml"
+    config.write_text(add_model_to_config(config.read_text(), "iris-classifier"))
+    repo.commit_and_push("map iris-classifier", "gitops.yaml")
+    with open_workspace(clones=pool) as ws:
+        assert "iris-classifier" in ws.cfg.models and "iris-classifier" not in first.models

@@ -55,12 +55,14 @@ class ClonePool:
         self._on_discard = on_discard
         self._idle: list[tuple[Path, int]] = []  # (clone, jobs run in it)
         self._lock = threading.Lock()
-        self._turn = threading.Lock()  # held by the push in flight, or by a job retrying a refused push
+        self._turn = threading.Lock()  # held by the job building and pushing its commit
+        self.pushes = 0                # commits this pool's jobs pushed (changed under the turn only)
         self._serial = 0
 
     @contextmanager
     def checkout(self) -> Iterator[GitRepo]:
         """A clone at the remote's tip, clean, for one job; back to the pool only if the job succeeded."""
+        pushes_before = self.pushes  # read before the fetch: a push after it makes catch_up fetch again
         path, uses = self._take()
         repo = self._refreshed(path) if path is not None else None
         if repo is None:
@@ -71,7 +73,7 @@ class ClonePool:
         else:
             with self._lock:
                 self.stats.warm += 1
-        repo.turn = self._turn
+        repo.turn, repo.pool, repo.pushes_seen = self._turn, self, pushes_before
         try:
             yield repo
         except BaseException as exc:
@@ -122,11 +124,18 @@ class TurnTakingRepo(GitRepo):
     """A pool's clone: builds and pushes its commit only while it holds the pool's turn."""
 
     turn: threading.Lock
+    pool: ClonePool
+    pushes_seen = 0  # the pool's push count when this clone was refreshed
     _holding = False
 
     def catch_up(self, remote: str, branch: str) -> None:
-        """Wait for the turn, then move to the tip if another job pushed since the refresh."""
+        """Wait for the turn, then move to the tip if another job of the pool pushed since the refresh.
+
+        Another writer's push is not looked for here (that would cost a fetch per job): the push is
+        refused then, and commit_and_push fetches and decides again."""
         self._take_turn()
+        if self.pool.pushes == self.pushes_seen:
+            return
         self.fetch(remote, branch)
         tracking = f"refs/remotes/{remote}/{branch}"
         revs = self._check(self._git("rev-parse", "HEAD", tracking), "rev-parse").split()
@@ -148,6 +157,8 @@ class TurnTakingRepo(GitRepo):
         except BaseException:
             self.end_turn()
             raise
+        if pushed:
+            self.pool.pushes += 1
         self.end_turn()
         return pushed
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,7 @@ def open_workspace(config_path: Path | None = None, repo_url: str | None = None,
                    branch: str | None = None, clones: ClonePool | None = None) -> Iterator[Workspace]:
     if clones is not None:  # the receiver: a warm clone of its repo, refreshed to the tip and verified
         with clones.checkout() as repo:
-            yield _in_clone(repo, clones.url, clones.branch)
+            yield _in_clone(repo, clones.url, clones.branch, reuse=True)
         return
     tmp = Path(tempfile.mkdtemp(prefix=CLONE_PREFIX))
     try:
@@ -91,11 +92,33 @@ def _cloned(tmp: Path, repo_url: str, branch: str) -> Workspace:
     return _in_clone(GitRepo.clone(repo_url, branch, tmp / "repo", depth=1), repo_url, branch)
 
 
-def _in_clone(repo: GitRepo, repo_url: str, branch: str) -> Workspace:
+def _in_clone(repo: GitRepo, repo_url: str, branch: str, *, reuse: bool = False) -> Workspace:
     config = repo.root / CONFIG_FILE
     if not config.is_file():
         raise GitopsError(f"{redact(repo_url)}: no {CONFIG_FILE} at the top of branch {branch}")
-    return Workspace(load_config(config), repo, "origin", branch, cloned=True)
+    return Workspace(_pooled_config(config) if reuse else load_config(config), repo, "origin", branch,
+                     cloned=True)
+
+
+_POOLED_CONFIGS: dict[tuple[Path, bytes], Config] = {}
+_POOLED_LOCK = threading.Lock()
+
+
+def _pooled_config(path: Path) -> Config:
+    """A warm clone's gitops.yaml, loaded again only when its bytes changed (Config is immutable, and
+    it names the clone it was read from, which is part of the key)."""
+    import hashlib
+
+    key = (path, hashlib.sha256(path.read_bytes()).digest())
+    with _POOLED_LOCK:
+        cached = _POOLED_CONFIGS.get(key)
+    if cached is None:
+        cached = load_config(path)
+        with _POOLED_LOCK:
+            if len(_POOLED_CONFIGS) >= 16:
+                _POOLED_CONFIGS.pop(next(iter(_POOLED_CONFIGS)))
+            _POOLED_CONFIGS[key] = cached
+    return cached
 
 
 @contextmanager
