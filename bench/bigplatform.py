@@ -40,7 +40,8 @@ def platform_yaml(envs: int, models: int) -> str:
 def make_platform(root: Path, *, envs: int, models: int, version: str = "1") -> Path:
     """gitops.yaml + the generated tree + one release per (model, mapped environment), committed."""
     from gitops_tool.config import load_config
-    from gitops_tool.kustomize.release import ReleaseEdit, parse_image, plan_release_edit
+    from gitops_tool.kustomize.release import parse_image
+    from gitops_tool.kustomize.release_edit import ReleaseEdit, plan_release_edit
     from gitops_tool.project import generate
 
     root.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,6 @@ import json
 import os
 import secrets
 import shlex
-import subprocess
 import sys
 import tempfile
 import threading

@@ -28,7 +28,8 @@ def generate(root: Path, n: int) -> dict[str, Path]:
     """The real platform from `gitops-tool generate`: the platform instance plus N serving environments,
     each serving a promoted model."""
     from gitops_tool.config import load_config
-    from gitops_tool.kustomize.release import ReleaseEdit, parse_image, plan_release_edit
+    from gitops_tool.kustomize.release import parse_image
+    from gitops_tool.kustomize.release_edit import ReleaseEdit, plan_release_edit
     from gitops_tool.project import generate as run_generate, starter_config
 
     text = starter_config()

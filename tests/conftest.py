@@ -62,7 +62,8 @@ def find(docs: list[dict], kind: str, name: str) -> dict:
 def write_release(root: Path, env: str, version: str, *, image: str | None = None,
                   storage_uri: str | None = None, model: str = "wine-classifier") -> None:
     """Write a release edit straight to disk, as a promotion would (no registry, no commit)."""
-    from gitops_tool.kustomize.release import ReleaseEdit, parse_image, plan_release_edit
+    from gitops_tool.kustomize.release import parse_image
+    from gitops_tool.kustomize.release_edit import ReleaseEdit, plan_release_edit
 
     edit = ReleaseEdit(model, version, image=parse_image(image) if image else None, storage_uri=storage_uri)
     for path, text in plan_release_edit(root / "environments" / env, edit).items():

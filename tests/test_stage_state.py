@@ -13,9 +13,8 @@ import pytest
 
 from gitops_tool.config import load_config
 from gitops_tool.config.stage_checks import parse_duration
-from gitops_tool.kustomize.release import (
-    CANARY_FROM_ANNOTATION, DEPLOYED_AT_ANNOTATION, ReleaseEdit, parse_image, plan_release_edit, read_release,
-)
+from gitops_tool.kustomize.release import CANARY_FROM_ANNOTATION, DEPLOYED_AT_ANNOTATION, parse_image, read_release
+from gitops_tool.kustomize.release_edit import ReleaseEdit, plan_release_edit
 from gitops_tool.promotion import canary, soak
 
 WINE = "wine-classifier"

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from gitops_tool.errors import GitopsError
 from gitops_tool.kustomize.release import (
-    CANARY_FROM_ANNOTATION, DEPLOYED_AT_ANNOTATION, ReleaseEdit, ReleaseState, parse_image, utc_now_text,
+    CANARY_FROM_ANNOTATION, DEPLOYED_AT_ANNOTATION, ReleaseState, parse_image, utc_now_text,
 )
+from gitops_tool.kustomize.release_edit import ReleaseEdit
 from gitops_tool.promotion import commits, stage_tags
 from gitops_tool.promotion.holds import Change, land_change
 from gitops_tool.promotion.model import PromotionRequest, PromotionResult

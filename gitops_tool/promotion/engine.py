@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from gitops_tool.errors import GitopsError
 from gitops_tool.gitrepo import CommitPlan, GitRepo, commit_and_push
-from gitops_tool.kustomize.release import ReleaseEdit, ReleaseState, read_release
+from gitops_tool.kustomize.release import ReleaseState, read_release
+from gitops_tool.kustomize.release_edit import ReleaseEdit
 from gitops_tool.promotion import after_push, canary, commits, stage_policy, stage_tags
 from gitops_tool.promotion.approval import Route, route
 from gitops_tool.promotion.change import PUSH_ATTEMPTS

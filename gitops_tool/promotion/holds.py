@@ -17,7 +17,8 @@ from typing import Callable
 
 from gitops_tool.errors import GitopsError
 from gitops_tool.gitrepo import CommitPlan, GitRepo
-from gitops_tool.kustomize.release import Deployed, ReleaseEdit, ReleaseState, parse_image, read_release
+from gitops_tool.kustomize.release import Deployed, ReleaseState, parse_image, read_release
+from gitops_tool.kustomize.release_edit import ReleaseEdit
 from gitops_tool.promotion import after_push, commits
 from gitops_tool.promotion.change import land
 from gitops_tool.promotion.model import PromotionResult

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from gitops_tool.errors import GitopsError
-from gitops_tool.kustomize.release import ReleaseEdit, plan_release_edit
+from gitops_tool.kustomize.release_edit import ReleaseEdit, plan_release_edit
 
 
 def apply_edit(env_dir: Path, edit: ReleaseEdit, root: Path) -> tuple[list[Path], str]:
