@@ -15,10 +15,10 @@ from typing import Any
 from gitops_tool.errors import GitopsError
 from gitops_tool.registry import transport
 from gitops_tool.registry.refs import ModelRef
+from gitops_tool.registry.webhook_calls import WebhookCalls
 
 API = "/api/2.0/mlflow"
 _RETRY_STATUS = {429, 500, 502, 503, 504}
-_WEBHOOK_FIELDS = {"name", "description", "url", "events", "secret", "status"}
 _TRUE = {"1", "true", "yes", "on"}
 TIMEOUT_ENV = "GITOPS_TOOL_REGISTRY_TIMEOUT"
 DEFAULT_TIMEOUT = 10.0
@@ -71,12 +71,6 @@ class ModelVersion:
         )
 
 
-def _event(event: tuple[str, str] | str) -> dict[str, str]:
-    """Normalise ("model_version_alias", "created") or "entity.action" to MLflow's upper case."""
-    entity, action = event.rsplit(".", 1) if isinstance(event, str) else event
-    return {"entity": entity.upper(), "action": action.upper()}
-
-
 def _describe(exc: transport.TransportError, timeout: float) -> str:
     """A short cause: the timeout, or why the connection failed."""
     if isinstance(exc, transport.Timeout):
@@ -84,7 +78,7 @@ def _describe(exc: transport.TransportError, timeout: float) -> str:
     return f"cannot connect: Failed to establish a new connection: {exc}"
 
 
-class RegistryClient:
+class RegistryClient(WebhookCalls):
     """REST client for one MLflow tracking server (registry, runs, webhooks)."""
 
     def __init__(
@@ -312,53 +306,3 @@ class RegistryClient:
         what = f"model {name!r} alias {alias!r}"
         payload = {"name": name, "alias": alias}
         self._request("DELETE", f"{API}/registered-models/alias", what, json=payload)
-
-    # -- webhooks (MLflow >= 3.3, SQL backends only) ---------------------------
-
-    def list_webhooks(self) -> list[dict[str, Any]]:
-        hooks: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"max_results": 100}
-        while True:
-            body = self._request("GET", f"{API}/webhooks", "webhooks", params=params)
-            hooks.extend(body.get("webhooks", []))
-            if not body.get("next_page_token"):
-                return hooks
-            params["page_token"] = body["next_page_token"]
-
-    def create_webhook(
-        self,
-        name: str,
-        url: str,
-        events: list[tuple[str, str]],
-        secret: str | None,
-        description: str | None = None,
-    ) -> dict[str, Any]:
-        payload: dict[str, Any] = {"name": name, "url": url, "events": [_event(e) for e in events]}
-        if secret:
-            payload["secret"] = secret
-        if description:
-            payload["description"] = description
-        body = self._request(
-            "POST", f"{API}/webhooks", f"webhook {name!r} ({url})", idempotent=False, json=payload
-        )
-        return body["webhook"]
-
-    def update_webhook(self, webhook_id: str, **fields: Any) -> dict[str, Any]:
-        unknown = set(fields) - _WEBHOOK_FIELDS
-        if unknown:
-            raise GitopsError(
-                f"webhook {webhook_id}: cannot update {sorted(unknown)}; "
-                f"allowed fields are {sorted(_WEBHOOK_FIELDS)}"
-            )
-        payload = {k: v for k, v in fields.items() if v is not None}
-        if "events" in payload:
-            payload["events"] = [_event(e) for e in payload["events"]]
-        if "status" in payload:
-            payload["status"] = str(payload["status"]).upper()
-        body = self._request(
-            "PATCH", f"{API}/webhooks/{webhook_id}", f"webhook {webhook_id}", json=payload
-        )
-        return body["webhook"]
-
-    def delete_webhook(self, webhook_id: str) -> None:
-        self._request("DELETE", f"{API}/webhooks/{webhook_id}", f"webhook {webhook_id}")
