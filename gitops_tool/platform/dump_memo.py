@@ -32,6 +32,10 @@ def _fingerprint() -> str:
     return f"{FORMAT} {__version__} ruamel {ruamel.yaml.__version__} yamlio {st.st_size} {st.st_mtime_ns}"
 
 
+class FromDisk(str):
+    """Text just read from the file it will be compared with: the writer knows it is identical."""
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -75,7 +79,7 @@ class DumpMemo:
             if disk is not None and _sha(disk) == entry[1]:
                 self.fresh[path] = entry
                 self.hits += 1
-                return disk.decode("utf-8")
+                return FromDisk(disk.decode("utf-8"))
         text = dump(docs, **kwargs)
         self.fresh[path] = [key, _sha(text.encode("utf-8"))]
         return text
