@@ -74,8 +74,19 @@ def _processes(cmd: list[str], cwd: Path, env: dict[str, str], trace: Path) -> s
     if not shutil.which("strace"):
         return "-"
     _timed(["strace", "-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o", str(trace), *cmd], cwd, env)
-    lines = trace.read_text().splitlines()
-    return str(sum(1 for line in lines if "execve(" in line and "= 0" in line))
+    import collections
+    import re
+
+    names: collections.Counter = collections.Counter()
+    for line in trace.read_text().splitlines():
+        match = re.search(r'execve\("([^"]+)", \[(.*?)\]', line)
+        if not match or "= 0" not in line:
+            continue
+        name, argv = Path(match[1]).name, re.findall(r'"((?:[^"\\]|\\.)*)"', match[2])[1:]
+        while name == "git" and argv and argv[0].startswith("-"):
+            argv = argv[2:] if argv[0] in ("-C", "-c") else argv[1:]
+        names[f"git {argv[0]}" if name == "git" and argv else name] += 1
+    return f"{sum(names.values())} ({', '.join(f'{k} {v}' for k, v in names.most_common())})"
 
 
 def main() -> None:
@@ -129,6 +140,7 @@ def main() -> None:
             processes = {name: _processes(promote_cmd(version), repo, e, tmp / f"trace-{i}")
                          for i, (name, e, version) in enumerate((("cache on", env, other),
                                                                  ("cache off", uncached, deployed)))}
+            processes["floor"] = _processes(floor_cmd(9999), repo, env, tmp / "trace-floor")
         finally:
             server.stop()
 
