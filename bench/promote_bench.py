@@ -9,9 +9,12 @@ bare remote, then alternates:
     alternating between the two versions so every run commits and pushes (metrics gate, edit,
     kustomize validation included; the no_worse_than_deployed gate is dropped so v2 -> v1 is allowed);
   * floor: a separate Python subprocess that does one registry REST call (requests GET of the alias),
+    (its commits touch environments/staging/release/floor.txt: no input of dev's overlay, so they do
+    not void dev's validated-render cache entry as a commit to base/ or to dev would),
     one git fetch and one git commit + push (subprocess git) — interpreter start, one HTTP round
     trip, the fetch that building on the remote's tip needs, one commit.
-  * promote with GITOPS_TOOL_CACHE=off: the same, always rendering and validating.
+  * promote with GITOPS_TOOL_CACHE=off: the same with every cache off (always rendering and
+    validating, parsing and schema-checking gitops.yaml).
 The validated-render cache lives in a per-run GITOPS_TOOL_CACHE_DIR. Prints the medians, the ratios,
 the exact commands and the load average. Goal (issue 15): promote median <= 2.5x the floor.
 """
@@ -41,7 +44,7 @@ uri, repo, n = sys.argv[1], sys.argv[2], sys.argv[3]
 r = requests.get(f"{uri}/api/2.0/mlflow/registered-models/alias",
                  params={"name": "wine-classifier", "alias": "candidate"}, timeout=10)
 r.raise_for_status()
-path = f"{repo}/environments/dev/release/floor.txt"
+path = f"{repo}/environments/staging/release/floor.txt"  # not an input of dev's overlay
 open(path, "w").write(r.json()["model_version"]["version"] + " " + n + "\n")
 git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)
 git("fetch", "-q", "origin", "main")  # a promotion builds on the remote's tip: it must fetch first
