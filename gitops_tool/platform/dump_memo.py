@@ -45,6 +45,7 @@ class DumpMemo:
         from gitops_tool.kustomize.render_cache import cache_dir, enabled
 
         self.root = Path(root)
+        self._root = str(self.root)
         self.file = cache_dir().parent / "generate" / f"{_sha(str(self.root.resolve()).encode())[:32]}.json"
         self.fingerprint = _fingerprint()
         self.entries: dict[str, list[str]] = {}
@@ -73,7 +74,8 @@ class DumpMemo:
         entry = self.entries.get(path)
         if self.active and isinstance(entry, list) and len(entry) == 2 and entry[0] == key:
             try:
-                disk = (self.root / path).read_bytes()
+                with open(os.path.join(self._root, path), "rb") as handle:  # a str path: Path is slow
+                    disk = handle.read()
             except OSError:
                 disk = None
             if disk is not None and _sha(disk) == entry[1]:

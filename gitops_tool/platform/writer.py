@@ -140,6 +140,8 @@ def guard_drops(root: Path, actions: list[FileAction], prune: bool) -> list[File
 
 def apply_actions(root: Path, actions: list[FileAction]) -> None:
     for act in actions:
+        if not act.changes:  # identical or kept: nothing to write (and no Path to build)
+            continue
         target = root / act.path
         if act.action in ("create", "update"):
             _atomic_write(target, act.new or "")
