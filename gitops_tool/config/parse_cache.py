@@ -26,13 +26,22 @@ def _entry(text: str, schema_text: str) -> Path | None:
 
     if not enabled():
         return None
-    import ruamel.yaml
-
     here = Path(__file__).resolve().parent
     code = " ".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(here.glob("*.py")))
-    digest = hashlib.sha256(f"{FORMAT}\0{ruamel.yaml.__version__}\0{code}\0{schema_text}\0{text}".encode(
+    digest = hashlib.sha256(f"{FORMAT}\0{ruamel_identity()}\0{code}\0{schema_text}\0{text}".encode(
         "utf-8", "surrogatepass")).hexdigest()
     return cache_dir().parent / "config-parsed" / f"{digest}.pickle"
+
+
+def ruamel_identity() -> str:
+    """The installed ruamel.yaml, named without importing it (that alone takes ~60 ms)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("ruamel.yaml")
+    if spec is None or not spec.origin:
+        return "ruamel absent"
+    st = Path(spec.origin).stat()
+    return f"ruamel {spec.origin} {st.st_size} {st.st_mtime_ns}"
 
 
 def lookup(text: str, schema_text: str) -> tuple[Any, Callable[[list], int | None]] | None:

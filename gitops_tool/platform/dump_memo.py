@@ -23,13 +23,13 @@ FORMAT = 1
 
 
 def _fingerprint() -> str:
-    import ruamel.yaml
+    from gitops_tool.config.parse_cache import ruamel_identity
 
     from gitops_tool import __version__
 
     here = Path(__file__).resolve().parent.parent / "yamlio.py"
     st = here.stat()
-    return f"{FORMAT} {__version__} ruamel {ruamel.yaml.__version__} yamlio {st.st_size} {st.st_mtime_ns}"
+    return f"{FORMAT} {__version__} {ruamel_identity()} yamlio {st.st_size} {st.st_mtime_ns}"
 
 
 class FromDisk(str):
