@@ -9,9 +9,12 @@ bare remote, then alternates:
     alternating between the two versions so every run commits and pushes (metrics gate, edit,
     kustomize validation included; the no_worse_than_deployed gate is dropped so v2 -> v1 is allowed);
   * floor: a separate Python subprocess that does one registry REST call (requests GET of the alias),
+    (its commits touch environments/staging/release/floor.txt: no input of dev's overlay, so they do
+    not void dev's validated-render cache entry as a commit to base/ or to dev would),
     one git fetch and one git commit + push (subprocess git) — interpreter start, one HTTP round
     trip, the fetch that building on the remote's tip needs, one commit.
-  * promote with GITOPS_TOOL_CACHE=off: the same, always rendering and validating.
+  * promote with GITOPS_TOOL_CACHE=off: the same with every cache off (always rendering and
+    validating, parsing and schema-checking gitops.yaml).
 The validated-render cache lives in a per-run GITOPS_TOOL_CACHE_DIR. Prints the medians, the ratios,
 the exact commands and the load average. Goal (issue 15): promote median <= 2.5x the floor.
 """
@@ -41,7 +44,7 @@ uri, repo, n = sys.argv[1], sys.argv[2], sys.argv[3]
 r = requests.get(f"{uri}/api/2.0/mlflow/registered-models/alias",
                  params={"name": "wine-classifier", "alias": "candidate"}, timeout=10)
 r.raise_for_status()
-path = f"{repo}/environments/dev/release/floor.txt"
+path = f"{repo}/environments/staging/release/floor.txt"  # not an input of dev's overlay
 open(path, "w").write(r.json()["model_version"]["version"] + " " + n + "\n")
 git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)
 git("fetch", "-q", "origin", "main")  # a promotion builds on the remote's tip: it must fetch first
@@ -74,8 +77,19 @@ def _processes(cmd: list[str], cwd: Path, env: dict[str, str], trace: Path) -> s
     if not shutil.which("strace"):
         return "-"
     _timed(["strace", "-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o", str(trace), *cmd], cwd, env)
-    lines = trace.read_text().splitlines()
-    return str(sum(1 for line in lines if "execve(" in line and "= 0" in line))
+    import collections
+    import re
+
+    names: collections.Counter = collections.Counter()
+    for line in trace.read_text().splitlines():
+        match = re.search(r'execve\("([^"]+)", \[(.*?)\]', line)
+        if not match or "= 0" not in line:
+            continue
+        name, argv = Path(match[1]).name, re.findall(r'"((?:[^"\\]|\\.)*)"', match[2])[1:]
+        while name == "git" and argv and argv[0].startswith("-"):
+            argv = argv[2:] if argv[0] in ("-C", "-c") else argv[1:]
+        names[f"git {argv[0]}" if name == "git" and argv else name] += 1
+    return f"{sum(names.values())} ({', '.join(f'{k} {v}' for k, v in names.most_common())})"
 
 
 def main() -> None:
@@ -129,6 +143,7 @@ def main() -> None:
             processes = {name: _processes(promote_cmd(version), repo, e, tmp / f"trace-{i}")
                          for i, (name, e, version) in enumerate((("cache on", env, other),
                                                                  ("cache off", uncached, deployed)))}
+            processes["floor"] = _processes(floor_cmd(9999), repo, env, tmp / "trace-floor")
         finally:
             server.stop()
 

@@ -51,6 +51,12 @@ def load_config(path: Path) -> Config:
 
 
 def load_config_text(text: str, source: Path | str = CONFIG_FILE) -> Config:
+    from gitops_tool.config import parse_cache
+
+    root = Path(source).resolve().parent if isinstance(source, Path) else Path.cwd()
+    if cached := parse_cache.lookup(text, schema_text()):  # this text loaded cleanly before
+        plain, line_of = cached
+        return build_config(plain, source=str(source), root=root, line_of=line_of)
     doc = _parse_yaml(text, str(source))
     plain = _to_plain(doc)
     if not isinstance(plain, dict):
@@ -59,8 +65,10 @@ def load_config_text(text: str, source: Path | str = CONFIG_FILE) -> Config:
     errors = _schema_errors(plain, doc, str(source))
     if errors:
         raise GitopsError("\n".join(errors))
-    root = Path(source).resolve().parent if isinstance(source, Path) else Path.cwd()
-    return build_config(plain, source=str(source), root=root, line_of=lambda p: _line_of(doc, p))
+    entry = parse_cache.snapshot(plain, doc)
+    config = build_config(plain, source=str(source), root=root, line_of=lambda p: _line_of(doc, p))
+    parse_cache.store(text, schema_text(), entry)
+    return config
 
 
 V1_MOVES = (

@@ -23,13 +23,17 @@ FORMAT = 1
 
 
 def _fingerprint() -> str:
-    import ruamel.yaml
+    from gitops_tool.config.parse_cache import ruamel_identity
 
     from gitops_tool import __version__
 
     here = Path(__file__).resolve().parent.parent / "yamlio.py"
     st = here.stat()
-    return f"{FORMAT} {__version__} ruamel {ruamel.yaml.__version__} yamlio {st.st_size} {st.st_mtime_ns}"
+    return f"{FORMAT} {__version__} {ruamel_identity()} yamlio {st.st_size} {st.st_mtime_ns}"
+
+
+class FromDisk(str):
+    """Text just read from the file it will be compared with: the writer knows it is identical."""
 
 
 def _sha(data: bytes) -> str:
@@ -41,6 +45,7 @@ class DumpMemo:
         from gitops_tool.kustomize.render_cache import cache_dir, enabled
 
         self.root = Path(root)
+        self._root = str(self.root)
         self.file = cache_dir().parent / "generate" / f"{_sha(str(self.root.resolve()).encode())[:32]}.json"
         self.fingerprint = _fingerprint()
         self.entries: dict[str, list[str]] = {}
@@ -69,13 +74,14 @@ class DumpMemo:
         entry = self.entries.get(path)
         if self.active and isinstance(entry, list) and len(entry) == 2 and entry[0] == key:
             try:
-                disk = (self.root / path).read_bytes()
+                with open(os.path.join(self._root, path), "rb") as handle:  # a str path: Path is slow
+                    disk = handle.read()
             except OSError:
                 disk = None
             if disk is not None and _sha(disk) == entry[1]:
                 self.fresh[path] = entry
                 self.hits += 1
-                return disk.decode("utf-8")
+                return FromDisk(disk.decode("utf-8"))
         text = dump(docs, **kwargs)
         self.fresh[path] = [key, _sha(text.encode("utf-8"))]
         return text

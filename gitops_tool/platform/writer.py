@@ -51,8 +51,13 @@ def _read(path: Path) -> str | None:
 
 def plan_actions(root: Path, generated: dict[str, str], create_once: dict[str, str],
                  managed_dirs: tuple[str, ...]) -> list[FileAction]:
+    from gitops_tool.platform.dump_memo import FromDisk
+
     actions, foreign = [], []
     for rel, new in generated.items():
+        if isinstance(new, FromDisk):  # read from this very file a moment ago: no second read
+            actions.append(FileAction(rel, "identical", new, new))
+            continue
         old = _read(root / rel)
         if old is None:
             actions.append(FileAction(rel, "create", None, new))
@@ -78,9 +83,13 @@ def _stale(root: Path, planned: set[str], managed_dirs: tuple[str, ...]) -> list
     """Generated files that the config no longer produces (e.g. a removed environment or model)."""
     stale = []
     for top in managed_dirs:
-        for path in sorted((root / top).rglob("*")) if (root / top).is_dir() else []:
-            rel = path.relative_to(root).as_posix()
-            if rel in planned or not path.is_file() or _guards_user_files(path, root, planned):
+        unplanned = []
+        for folder, _dirs, files in os.walk(root / top):  # plain strings: 5,000 Paths cost 0.3 s
+            rel_folder = os.path.relpath(folder, root).replace(os.sep, "/")
+            unplanned += [f"{rel_folder}/{name}" for name in files if f"{rel_folder}/{name}" not in planned]
+        for rel in sorted(unplanned, key=lambda r: r.split("/")):  # the order Path sorting gave
+            path = root / rel
+            if not path.is_file() or _guards_user_files(path, root, planned):
                 continue
             text = _read(path) or ""
             if is_generated(text):
@@ -131,6 +140,8 @@ def guard_drops(root: Path, actions: list[FileAction], prune: bool) -> list[File
 
 def apply_actions(root: Path, actions: list[FileAction]) -> None:
     for act in actions:
+        if not act.changes:  # identical or kept: nothing to write (and no Path to build)
+            continue
         target = root / act.path
         if act.action in ("create", "update"):
             _atomic_write(target, act.new or "")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 import operator
 import re
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from gitops_tool.errors import GitopsError
-from gitops_tool.registry import RegistryClient
+
+if TYPE_CHECKING:  # the client is only passed in: gitops.yaml checks import this module without HTTP
+    from gitops_tool.registry import RegistryClient
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq,
