@@ -103,15 +103,6 @@ def store(text: str, schema_text: str, data: bytes | None) -> None:
     entry = _entry(text, schema_text) if data is not None else None
     if entry is None:
         return
-    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, entry)
-    except OSError:  # no space, read-only: the next run parses again
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
+    from gitops_tool.cache_files import write_entry
+
+    write_entry(entry, data, private=True)  # no space, read-only: the next run parses again

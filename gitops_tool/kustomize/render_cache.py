@@ -98,26 +98,17 @@ def is_validated(key: str) -> bool:
 
 def record_validated(key: str, env: str) -> bool:
     """Write the entry (beside it, then renamed); False when it could not be written (disk full...)."""
-    folder = cache_dir()
-    tmp = folder / f".{key}.{os.getpid()}.tmp"
+    entry = json.dumps({"format": FORMAT, "key": key, "env": env, "validated": True})
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        _write(tmp, json.dumps({"format": FORMAT, "key": key, "env": env, "validated": True}))
-        os.replace(tmp, folder / f"{key}.json")
-        return True
-    except OSError:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
+        return _write(cache_dir() / f"{key}.json", entry.encode("utf-8"))
+    except OSError:  # write_entry reports its own failures; this is for anything before it
         return False
 
 
-def _write(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())  # a crash must not leave a renamed but empty entry
+def _write(path: Path, data: bytes) -> bool:
+    from gitops_tool.cache_files import write_entry
+
+    return write_entry(path, data, durable=True)  # a crash must not leave a renamed but empty entry
 
 
 def _git(root: Path, *args: str) -> str:

@@ -89,16 +89,7 @@ class DumpMemo:
     def save(self) -> bool:
         if not self.active or self.fresh == self.entries:
             return False
-        tmp = self.file.with_name(f".{self.file.name}.{os.getpid()}.tmp")
-        try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as handle:
-                json.dump({"fingerprint": self.fingerprint, "entries": self.fresh}, handle)
-            os.replace(tmp, self.file)
-            return True
-        except OSError:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
-            return False
+        from gitops_tool.cache_files import write_entry
+
+        text = json.dumps({"fingerprint": self.fingerprint, "entries": self.fresh})
+        return write_entry(self.file, text.encode("utf-8"))
