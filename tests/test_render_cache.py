@@ -280,3 +280,12 @@ def test_a_chain_line_that_is_not_one_annotation_among_others_is_keyed(repo, sch
     _edit(path, "  annotations:\n", f"  labels:\n    gitops-tool.io/deployed-before: '{chain}'\n  annotations:\n")
     validate_env("dev", repo / "environments" / "dev", schema_dir)
     assert _runs(repo) == 2
+
+
+def test_a_chain_line_in_a_file_of_another_shape_is_keyed_not_a_crash(repo, schema_dir):
+    """metadata that is not a mapping: the chain line stays in the key (no key error, no crash)."""
+    release = repo / "environments/dev/release"
+    before = render_cache.render_key("dev", repo / "environments/dev", schema_dir, K8S_VERSION)
+    (release / "odd.yaml").write_text("metadata: plain\ngitops-tool.io/deployed-before: '[{\"version\":\"1\"}]'\n")
+    after = render_cache.render_key("dev", repo / "environments/dev", schema_dir, K8S_VERSION)
+    assert before is not None and after is not None and after != before

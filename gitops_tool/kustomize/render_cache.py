@@ -213,7 +213,8 @@ def _chain_among_annotations(text: str) -> bool:
         doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError:
         return False
-    notes = doc.get("metadata", {}).get("annotations") if isinstance(doc, dict) else None
+    meta = doc.get("metadata") if isinstance(doc, dict) else None
+    notes = meta.get("annotations") if isinstance(meta, dict) else None
     return isinstance(notes, dict) and _CHAIN_KEY in notes and len(notes) > 1
 
 
