@@ -85,7 +85,7 @@ def make_project(tmp: Path, mlflow_url: str, models: list[str]) -> tuple[Path, P
 
     origin, repo = tmp / "origin.git", tmp / "platform"
     git(tmp, "init", "--quiet", "--bare", "-b", "main", str(origin))
-    init_project(repo, repo_url=str(origin))
+    init_project(repo, repo_url=str(origin), prod_approval="direct")  # a bare remote: no pull requests
     config = repo / "gitops.yaml"
     text = config.read_text().replace("http://127.0.0.1:5000", mlflow_url)
     text, removed = re.subn(r"(?m)^    gates:\n(?:      .*\n)+", "", text)

@@ -244,3 +244,48 @@ def test_a_deployed_at_stamp_a_promotion_never_writes_is_keyed(repo, schema_dir)
             path.write_text(f"{head}gitops-tool.io/deployed-at: yesterday-ish{nl}{rest}")
     validate_env("dev", repo / "environments" / "dev", schema_dir)
     assert _runs(repo) == 2  # not a time a promotion writes: rendered in full
+
+
+def _promote_after(repo: Path, version: str, before: tuple, schema_dir: Path) -> int:
+    """The edit a real promotion writes, rollback chain (deployed-before) included; kustomize runs it took."""
+    from gitops_tool.kustomize.release import ReleaseEdit, parse_image, plan_release_edit
+
+    runs = _runs(repo)
+    edit = ReleaseEdit(WINE, version, image=parse_image(f"{IMAGE}:v{version}"), before=before)
+    for path, text in plan_release_edit(repo / "environments" / "dev", edit).items():
+        path.write_text(text)
+    validate_env("dev", repo / "environments" / "dev", schema_dir)
+    _commit_all(repo, f"dev at {version}")
+    return _runs(repo) - runs
+
+
+def test_the_first_re_promotion_which_adds_the_rollback_chain_hits(repo, schema_dir):
+    """A model's first promotion has no deployed-before annotation, its second adds one: that line's
+    presence is no new input of the render (one more annotation beside the version's), so the second
+    promotion is served; found by the receiver's burst bench, where every job of the burst missed."""
+    from gitops_tool.kustomize.release import Deployed
+
+    assert _promote_after(repo, "1", (), schema_dir) == 1
+    assert _promote_after(repo, "2", (Deployed("1", f"{IMAGE}:v1"),), schema_dir) == 0
+    assert _promote_after(repo, "3", (Deployed("2", f"{IMAGE}:v2"), Deployed("1", f"{IMAGE}:v1")), schema_dir) == 0
+
+
+def test_a_chain_line_that_is_not_one_annotation_among_others_is_keyed(repo, schema_dir):
+    """deployed-before as a label instead of an annotation is a new input of the render: rendered and validated again."""
+    from gitops_tool.kustomize.release import Deployed
+
+    assert _promote_after(repo, "1", (), schema_dir) == 1
+    path = repo / "environments/dev/release/wine-classifier.yaml"
+    chain = '[{"version":"1","image":"registry.example.com/ml/wine-classifier:v1"}]'
+    _edit(path, "  annotations:\n", f"  labels:\n    gitops-tool.io/deployed-before: '{chain}'\n  annotations:\n")
+    validate_env("dev", repo / "environments" / "dev", schema_dir)
+    assert _runs(repo) == 2
+
+
+def test_a_chain_line_in_a_file_of_another_shape_is_keyed_not_a_crash(repo, schema_dir):
+    """metadata that is not a mapping: the chain line stays in the key (no key error, no crash)."""
+    release = repo / "environments/dev/release"
+    before = render_cache.render_key("dev", repo / "environments/dev", schema_dir, K8S_VERSION)
+    (release / "odd.yaml").write_text("metadata: plain\ngitops-tool.io/deployed-before: '[{\"version\":\"1\"}]'\n")
+    after = render_cache.render_key("dev", repo / "environments/dev", schema_dir, K8S_VERSION)
+    assert before is not None and after is not None and after != before

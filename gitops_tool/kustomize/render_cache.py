@@ -45,6 +45,7 @@ _NON_STRING = re.compile(r"^(?:[-+]?[0-9._]+(?:[eE][-+]?[0-9]+)?|0x[0-9a-fA-F]+|
 _RELEASE_LINE = re.compile(r"^(?P<lead>\s*(?:-\s+)?)(?P<key>newTag|digest|gitops-tool\.io/model-version|"
                            r"gitops-tool\.io/artifact|gitops-tool\.io/deployed-before|gitops-tool\.io/deployed-at)"
                            r":[ \t]*(?P<value>.*)$")
+_CHAIN_KEY = "gitops-tool.io/deployed-before"
 _RELEASE_DIR = re.compile(r"^environments/[^/]+/release(?:/|$)")
 _REFERENCE = re.compile(r"^\s*(?:-\s+)?(?:path:\s*)?(?P<ref>\S+)\s*$")
 
@@ -176,7 +177,8 @@ def _masked_release(release: Path) -> str | None:
     for path in sorted(release.iterdir()):
         if path.is_symlink() or not path.is_file():
             return None
-        lines = path.read_text(encoding="utf-8").split("\n")
+        text = path.read_text(encoding="utf-8")
+        lines, chain = text.split("\n"), []
         for index, line in enumerate(lines):
             match = _RELEASE_LINE.match(line)
             if not match:
@@ -185,8 +187,26 @@ def _masked_release(release: Path) -> str | None:
             if shape is None or _continues(lines, index):
                 return None
             lines[index] = f"{match['lead']}{match['key']}: <{shape}>"
+            chain += [(index, match["lead"])] if match["key"] == _CHAIN_KEY else []
+        if len(chain) == 1 and not chain[0][1].strip() and _chain_among_annotations(text):
+            del lines[chain[0][0]]  # a model's second promotion adds it: its presence is not keyed either
         parts.append(f"{path.name}\n" + "\n".join(lines))
     return "\n\0".join(parts)
+
+
+def _chain_among_annotations(text: str) -> bool:
+    """The one deployed-before line is an entry of metadata.annotations beside at least one other:
+    without it the same mapping remains, so the render differs by one annotation whose value is
+    already checked (_shape). Anywhere else (a label, the only annotation...) the line stays keyed."""
+    import yaml
+
+    try:
+        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return False
+    meta = doc.get("metadata") if isinstance(doc, dict) else None
+    notes = meta.get("annotations") if isinstance(meta, dict) else None
+    return isinstance(notes, dict) and _CHAIN_KEY in notes and len(notes) > 1
 
 
 def _continues(lines: list[str], index: int) -> bool:
