@@ -110,7 +110,7 @@ def main() -> None:
 
             remote = init_bare_remote(tmp / "remote.git")
             repo = tmp / "platform"
-            init_project(repo, repo_url=str(remote))
+            init_project(repo, repo_url=str(remote), prod_approval="direct")  # a bare remote: no pull requests
             # Going back to the weaker v1 every other run would trip no_worse_than_deployed: drop that
             # one gate (the metrics gate still reads the run's metrics from the registry).
             config = repo / "gitops.yaml"

@@ -43,7 +43,7 @@ def main() -> int:
     try:
         origin, writer = tmp / "origin.git", tmp / "writer"
         git(tmp, "init", "-q", "--bare", "-b", "main", str(origin))
-        init_project(writer, repo_url=str(origin))
+        init_project(writer, repo_url=str(origin), prod_approval="direct")  # a bare remote: no pull requests
         git(writer, "init", "-q", "-b", "main")
         git(writer, "add", "-A")
         git(writer, "commit", "-q", "-m", "platform")
