@@ -8,6 +8,7 @@ in its own clone of one bare remote on disk.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -119,6 +120,11 @@ def _race(origin: PromoRepo, clones: list[PromoRepo], targets: list[str], env: s
     return results, origin.remote_count() - before
 
 
+def _pushed(out: str) -> bool:
+    """The commit+push step ran ok (a skipped run's later steps may say "nothing pushed")."""
+    return re.search(r"(?m)^\s*ok\s+commit\+push\s", out) is not None
+
+
 def test_racing_the_same_version_commits_once(origin, extra_models, tmp_path):
     clones = _clones(origin, tmp_path / "race", 2)
     versions = extra_models["model-a"]
@@ -127,9 +133,9 @@ def test_racing_the_same_version_commits_once(origin, extra_models, tmp_path):
         results, added = _race(origin, clones, [target, target])
         assert all(code == 0 for code, _, _ in results), results
         assert added == 1, (round_no, results)
-        outcomes = sorted("pushed" if "pushed" in out else "skipped" for _, out, _ in results)
+        outcomes = sorted("pushed" if _pushed(out) else "skipped" for _, out, _ in results)
         assert outcomes == ["pushed", "skipped"], results
-        skipped = next(out for _, out, _ in results if "pushed" not in out)
+        skipped = next(out for _, out, _ in results if not _pushed(out))
         assert "already promoted" in skipped or "no change" in skipped
     _chain_is_consistent(origin)
 

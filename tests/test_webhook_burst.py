@@ -130,7 +130,12 @@ def test_burst_coalesces_per_pair_newest_wins_and_every_delivery_id_is_recorded(
     shas = git(repo.remote, "rev-list", "--reverse", f"{before}..main").split()
     messages = {sha: git(repo.remote, "log", "-1", "--format=%B", sha) for sha in shas}
     per_model = [re.search(r"^Model: (.*)$", m, re.M).group(1) for m in messages.values()]
-    assert sorted(per_model) == [IRIS, "wine-classifier", "wine-classifier"], per_model
+    # Which first job gets the push turn first is a race. If wine's does, it lands v1 and the waiting
+    # job lands v2. If iris's does, wine's first job waits for the turn, moves to the new tip, decides
+    # again there, resolves @champion afresh (v2 by then: the newest registry state wins) and lands v2,
+    # and the waiting job finds v2 already promoted. Both end at v2 with every delivery id accounted for.
+    assert per_model.count(IRIS) == 1 and per_model.count("wine-classifier") in (1, 2), per_model
+    assert len(per_model) == len(shas), per_model
     assert git(repo.remote, "rev-list", "--merges", f"{before}..main").strip() == ""
     git(repo.remote, "fsck", "--strict", "--no-dangling")
 
@@ -158,3 +163,6 @@ def test_burst_coalesces_per_pair_newest_wins_and_every_delivery_id_is_recorded(
     iris_jobs = by_pair[IRIS]
     assert [j["msg"] for j in iris_jobs] == ["job committed", "job skipped"]
     assert "already promoted" in iris_jobs[1].get("detail", "")
+    if per_model.count("wine-classifier") == 1:  # wine's first job moved to v2 while it waited
+        assert [j["msg"] for j in by_pair["wine-classifier"]] == ["job committed", "job skipped"]
+        assert "already promoted" in by_pair["wine-classifier"][1].get("detail", "")

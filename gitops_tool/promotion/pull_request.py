@@ -18,10 +18,12 @@ The base branch only moves when a person merges the PR.
 from __future__ import annotations
 
 import os
+import re
 from typing import Callable
 
 from gitops_tool.errors import GitopsError
 from gitops_tool.gitrepo import CommitPlan, GitRepo, commit_and_push
+from gitops_tool.kustomize.release import DEPLOYED_AT_ANNOTATION
 from gitops_tool.promotion.github_api import GitHub, repo_slug
 from gitops_tool.promotion.model import PromotionRequest, PromotionResult
 from gitops_tool.promotion.resolve import Target
@@ -119,14 +121,29 @@ def _fetch_branch(ws: Workspace, branch: str) -> str | None:
 
 
 def _same_change(repo: GitRepo, old: str, new: str) -> bool:
-    """Same parent (the same tip of the base branch) and the same tree: the same promotion."""
+    """Same parent (the same tip of the base branch) and the same files: the same promotion.
+
+    The deployed-at stamp (soak, kustomize/release.py) is the time the commit was built, so a rebuild
+    of the same promotion differs from the branch in that line alone; re-pushing it would dismiss a
+    reviewer's approval for nothing.
+    """
     def parent_and_tree(sha: str) -> tuple[str, str]:
         lines = repo._git("cat-file", "-p", sha).out.splitlines()
         tree = next((ln.split()[1] for ln in lines if ln.startswith("tree ")), "")
         parent = next((ln.split()[1] for ln in lines if ln.startswith("parent ")), "")
         return parent, tree
 
-    return parent_and_tree(old) == parent_and_tree(new)
+    (old_parent, old_tree), (new_parent, new_tree) = parent_and_tree(old), parent_and_tree(new)
+    if old_parent != new_parent:
+        return False
+    if old_tree == new_tree:
+        return True
+    diff = repo._git("diff", "--unified=0", "--no-color", old, new).out.splitlines()
+    changed = [ln[1:] for ln in diff if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+    return bool(changed) and all(_STAMP.match(line) for line in changed)
+
+
+_STAMP = re.compile(rf"^\s*{re.escape(DEPLOYED_AT_ANNOTATION)}:\s*\S+\s*$")
 
 
 def _put_back(ws: Workspace, branch: str, old: str | None, pushed: bool) -> str:
