@@ -248,7 +248,8 @@ def test_a_deployed_at_stamp_a_promotion_never_writes_is_keyed(repo, schema_dir)
 
 def _promote_after(repo: Path, version: str, before: tuple, schema_dir: Path) -> int:
     """The edit a real promotion writes, rollback chain (deployed-before) included; kustomize runs it took."""
-    from gitops_tool.kustomize.release import ReleaseEdit, parse_image, plan_release_edit
+    from gitops_tool.kustomize.release import parse_image
+    from gitops_tool.kustomize.release_edit import ReleaseEdit, plan_release_edit
 
     runs = _runs(repo)
     edit = ReleaseEdit(WINE, version, image=parse_image(f"{IMAGE}:v{version}"), before=before)
