@@ -19,38 +19,29 @@ from gitops_tool.cli import cluster_commands
 from gitops_tool.promotion.engine import promote
 from gitops_tool.promotion.model import PromotionRequest
 from tests.promotion_fixtures import WINE, registry, repo  # noqa: F401
-from tests.test_cluster_status import APP_PATH, ISVC_PATH, FakeApiServer, app, isvc
+from tests.test_cluster_status import APP_PATH, ISVC_PATH, FakeApiServer, api, app, isvc  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
 
-def test_wait_reports_each_stage_and_tags_synced_then_healthy(repo, registry, tmp_path, monkeypatch, capsys):
-    fake = FakeApiServer()
-    with fake.running() as url:
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "standin",
-            "clusters": [{"name": "standin", "cluster": {"server": url}}],
-            "users": [{"name": "nobody", "user": {}}],
-            "contexts": [{"name": "standin", "context": {"cluster": "standin", "user": "nobody"}}]}))
-        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.url)
-        registry.set_alias("candidate", registry.v2)
-        moved = time.time()
-        result = promote(PromotionRequest(ref=f"{WINE}@candidate", trigger="webhook", delivery_id="d-1",
-                                          event_version=registry.v2, event_timestamp=moved,
-                                          config_path=repo.root / "gitops.yaml"))
-        assert result.pushed and repo.head() == result.commit  # the user's checkout was fast-forwarded
-        refresh = next(s for s in result.steps if s.name == "argocd refresh")
-        assert refresh.status == "failed" and "501" in refresh.detail  # this stand-in answers GETs only
+def test_wait_reports_each_stage_and_tags_synced_then_healthy(repo, registry, api, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.url)
+    registry.set_alias("candidate", registry.v2)
+    moved = time.time()
+    result = promote(PromotionRequest(ref=f"{WINE}@candidate", trigger="webhook", delivery_id="d-1",
+                                      event_version=registry.v2, event_timestamp=moved,
+                                      config_path=repo.root / "gitops.yaml"))
+    assert result.pushed and repo.head() == result.commit  # the user's checkout was fast-forwarded
+    refresh = next(s for s in result.steps if s.name == "argocd refresh")
+    assert refresh.status == "failed" and "501" in refresh.detail  # this stand-in answers GETs only
 
-        commit = result.commit
-        fake.set(APP_PATH.format(env="dev"), app("progressing", commit), app("progressing", commit),
-                 app("synced-healthy", commit))
-        fake.set(ISVC_PATH.format(env="dev"), isvc("not-ready", registry.v2), isvc("ready", registry.v2))
-        code = cluster_commands.wait(env="dev", model=None, version=None, timeout=10, interval=0.2,
-                                     config=str(repo.root / "gitops.yaml"), context=None, kubeconfig=None,
-                                     output="json")
+    commit = result.commit
+    api.set(APP_PATH.format(env="dev"), app("progressing", commit), app("progressing", commit),
+            app("synced-healthy", commit))
+    api.set(ISVC_PATH.format(env="dev"), isvc("not-ready", registry.v2), isvc("ready", registry.v2))
+    code = cluster_commands.wait(env="dev", model=None, version=None, timeout=10, interval=0.2,
+                                 config=str(repo.root / "gitops.yaml"), context=None, kubeconfig=None,
+                                 output="json")
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     times, seconds = report["times"], report["times"]["seconds"]
